@@ -1,0 +1,1 @@
+"""Amaranth hardware for netlists: gate core, popcount, argmax, pipelining, Verilog, synthesis."""
