@@ -1,0 +1,74 @@
+"""Shared fixtures: random netlists and a small trained digits model."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np
+import pytest
+import torch
+
+from lgn.compile.lower import lower
+from lgn.compile.netlist import Netlist, ThermometerEncoding
+from lgn.nn import LogicNet, Thermometer
+
+
+def random_netlist(rng: np.random.Generator, num_inputs: int = 8, num_gates: int = 40,
+                   num_classes: int = 3, outputs_per_class: int = 4, encoding: bool = False) -> Netlist:
+    """A random valid netlist: every op, constants and inputs may feed gates and outputs."""
+    ids = 2 + num_inputs + np.arange(num_gates)
+    a = (rng.random(num_gates) * ids).astype(np.int64)
+    b = (rng.random(num_gates) * ids).astype(np.int64)
+    op = rng.integers(0, 16, num_gates)
+    outputs = rng.integers(0, 2 + num_inputs + num_gates, num_classes * outputs_per_class)
+    enc = None
+    if encoding:
+        num_features = max(1, num_inputs // 2)
+        enc = ThermometerEncoding(
+            num_features=num_features,
+            feature=rng.integers(0, num_features, num_inputs),
+            threshold=rng.integers(0, 255, num_inputs) + 0.5,
+            dtype="uint8",
+        )
+    return Netlist(num_inputs, op, a, b, outputs, num_classes=num_classes, encoding=enc)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="session")
+def digits_model():
+    """A LogicNet trained for a few seconds on scikit-learn's digits: ``(model.eval(), X_test, y_test)``.
+
+    ``X`` holds raw feature values 0..16 as float32.
+    """
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    x = torch.tensor(data.data, dtype=torch.float32)
+    y = torch.tensor(data.target)
+    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
+    train, test = perm[:1400], perm[1400:]
+    torch.manual_seed(0)
+    model = LogicNet(Thermometer.uniform(64, 3, 0, 16), 10, layers=2, width=600, tau=10, seed=0,
+                     feature_dtype="uint8")
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    model.train()
+    for step in range(150):
+        idx = train[torch.randint(len(train), (128,))]
+        loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model.eval(), x[test], y[test]
+
+
+@pytest.fixture(scope="session")
+def digits_netlist(digits_model):
+    """The lowered digits model and its raw test features: ``(netlist, X_test uint8, y_test)``."""
+    model, x, y = digits_model
+    return lower(model, meta={"dataset": "digits"}), x.numpy().astype(np.uint8), y.numpy()
