@@ -1,8 +1,148 @@
-"""The ``lgn`` command line."""
+"""The ``lgn`` command line: train, eval, export, info, synth, check."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: no spinning on busy cores
 
 import click
 
+__all__ = ["main"]
 
-@click.group()
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exception types that mean bad input: printed as one line, exit status 1."""
+    from lgn.compile.netlist import NetlistError
+    from lgn.data import DatasetError
+    from lgn.train import CheckpointError, TrainingError
+
+    return (NetlistError, DatasetError, CheckpointError, TrainingError, ValueError, OSError)
+
+
+def _friendly(command):
+    """Run ``command``, turning known bad-input errors into ``lgn: error: ...`` and exit 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except _user_errors() as exc:
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            click.echo(f"lgn: error: {message}", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="lgn")
 def main():
-    """Train logic gate networks and compile them to C, Verilog and packed code."""
+    """Train logic gate networks and compile them to C, Verilog and packed code.
+
+    \b
+    Typical flow:
+      lgn train --dataset digits --out runs/digits/model.pt
+      lgn eval runs/digits/model.pt --backend packed
+      lgn export runs/digits/model.pt --target c -o out/
+      lgn export runs/digits/model.pt --target verilog -o out/
+      lgn check runs/digits/model.pt
+    """
+
+
+def _dataset_names() -> str:
+    from lgn.data import names
+
+    return ", ".join(names()) + ", npz:PATH, csv:PATH"
+
+
+# --------------------------------------------------------------------------- train
+@main.command()
+@click.option("--dataset", default="digits", show_default=True,
+              help="Dataset name (digits, fashion-mnist, mnist, cifar10, monk1-3) or npz:PATH / csv:PATH.")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              help="Where dataset files are (default: $LGN_DATA, system paths, then the download cache).")
+@click.option("--layers", type=click.IntRange(min=1), default=None, help="Logic layers [dataset preset].")
+@click.option("--width", type=click.IntRange(min=1), default=None, help="Gates per layer [dataset preset].")
+@click.option("--tau", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="GroupSum temperature [dataset preset].")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Training epochs [dataset preset].")
+@click.option("--steps", type=click.IntRange(min=1), default=None,
+              help="Stop after this many optimizer steps (instead of --epochs).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Batch size [dataset preset].")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Adam learning rate [dataset preset; 0.01 otherwise].")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds connections, init and batches.")
+@click.option("--connections", type=click.Choice(["random", "unique"]), default=None,
+              help="How gates pick their two inputs [random].")
+@click.option("--init", type=click.Choice(["random", "residual"]), default=None,
+              help="Gate initialisation; residual favours pass-through gates (deep nets) [dataset preset].")
+@click.option("--encoder-bits", type=click.IntRange(min=1), default=None,
+              help="Thermometer thresholds per feature [dataset default].")
+@click.option("--encoder-method", type=click.Choice(["uniform", "quantile"]), default=None,
+              help="Thermometer thresholds: equally spaced or per-feature quantiles [dataset default].")
+@click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cpu or cuda.")
+@click.option("--out", "-o", type=click.Path(dir_okay=False), default=None,
+              help="Checkpoint path [runs/DATASET/model.pt].")
+@click.option("--resume", is_flag=True, help="Continue the run saved at --out exactly where it stopped.")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
+@_friendly
+def train(dataset, data_dir, out, resume, progress, device, seed, **overrides):
+    """Train a logic gate network; write a checkpoint after every epoch and on Ctrl-C.
+
+    Launch with ``torchrun --nproc-per-node N`` to train data-parallel (gloo on CPU, nccl on GPU).
+    """
+    from lgn import data as datasets
+    from lgn.train import TrainConfig
+    from lgn.train import train as run_training
+
+    out = Path(out or Path("runs") / dataset.split(":")[-1].replace("/", "_").removesuffix(".npz") / "model.pt")
+    config = TrainConfig.for_dataset(dataset, data_dir=data_dir, seed=seed, device=device, **overrides)
+    if resume and not out.exists():
+        raise ValueError(f"--resume: no checkpoint at {out}")
+    data = datasets.load(dataset, data_dir)
+    click.echo(
+        f"dataset {data.name}: {len(data.x_train)} train / {len(data.x_test)} test, "
+        f"{data.x_train.shape[1]} features, {data.num_classes} classes"
+    )
+    if not resume:
+        click.echo(
+            f"model: {config.layers} x {config.width} gates, tau {config.tau or 'auto'}, "
+            f"lr {config.lr}, batch {config.batch_size}, {config.steps or config.epochs} "
+            f"{'steps' if config.steps else 'epochs'}"
+        )
+    result = run_training(config, data, out=out, resume=resume, progress=progress, log=click.echo)
+    if result.interrupted:
+        click.echo(f"interrupted: checkpoint saved to {result.checkpoint}; continue with --resume")
+        sys.exit(130)
+    last = result.history[-1] if result.history else None
+    if last:
+        click.echo(
+            f"discretized test accuracy {last['discrete_acc']:.2%} (relaxed {last['relaxed_acc']:.2%}, "
+            f"gap {last['gap'] * 100:+.2f} pp)"
+        )
+    click.echo(f"model saved to {result.checkpoint}")
+
+
+# --------------------------------------------------------------------------- eval
+BACKENDS = ("torch", "packed")
+
+
+@main.command("eval")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--dataset", default=None, help="Dataset to evaluate on [the one the model was trained on].")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Where dataset files are.")
+@click.option("--backend", type=click.Choice(BACKENDS), default="torch", show_default=True,
+              help="torch: the discretized PyTorch model; packed: the bit-parallel executor.")
+@_friendly
+def eval_(model, dataset, data_dir, backend):
+    """Print the discretized test accuracy of MODEL (a checkpoint or a netlist file)."""
+    from lgn.io import load_for_eval
+
+    loaded = load_for_eval(model, dataset, data_dir)
+    predictions = loaded.predict(backend)
+    accuracy = float((predictions == loaded.data.y_test).mean())
+    click.echo(f"{loaded.data.name} test accuracy ({backend}): {accuracy:.2%} on {len(predictions)} samples")

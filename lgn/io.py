@@ -1,0 +1,116 @@
+"""Model files for the command line: a training checkpoint or a netlist file, told apart by content."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["ModelFile", "load_model_file", "EvalSetup", "load_for_eval"]
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """What a model file holds: always a netlist; the torch model too for a checkpoint."""
+
+    path: Path
+    netlist: object  # lgn.compile.Netlist (lowered, not optimized)
+    model: object | None = None  # LogicNet in eval mode, for checkpoints
+    config: dict | None = None
+
+    @property
+    def dataset(self) -> str | None:
+        return (self.config or {}).get("dataset") or self.netlist.meta.get("dataset")
+
+    @property
+    def data_dir(self) -> str | None:
+        return (self.config or {}).get("data_dir") or self.netlist.meta.get("data_dir")
+
+
+def _is_checkpoint(path: Path) -> bool:
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(name.endswith("data.pkl") for name in archive.namelist())
+
+
+def load_model_file(path: str | os.PathLike) -> ModelFile:
+    """Load a training checkpoint (lowered to a netlist) or a netlist file written by ``lgn export``."""
+    from lgn.compile.formats import load as load_netlist
+    from lgn.compile.lower import lower
+    from lgn.train import load_model
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model file {path} does not exist")
+    if _is_checkpoint(path):
+        model, config = load_model(path)
+        meta = {"dataset": config.get("dataset"), "source": str(path)}
+        if config.get("data_dir"):
+            meta["data_dir"] = config["data_dir"]
+        return ModelFile(path, lower(model, meta=meta), model, config)
+    return ModelFile(path, load_netlist(path))
+
+
+@dataclass(frozen=True)
+class EvalSetup:
+    """A model file together with the test split of its dataset."""
+
+    file: ModelFile
+    data: object  # lgn.data.Dataset
+
+    @cached_property
+    def features(self) -> np.ndarray:
+        return np.asarray(self.data.x_test)
+
+    def predict(self, backend: str) -> np.ndarray:
+        """Predicted classes of the test split with ``backend`` ('torch', 'packed', 'c')."""
+        netlist = self.file.netlist
+        if backend == "torch":
+            if self.file.model is None:
+                raise ValueError(f"{self.file.path} is a netlist file: the torch backend needs a checkpoint")
+            import torch
+
+            with torch.no_grad():
+                scores = self.file.model.eval()(torch.as_tensor(self.features, dtype=torch.float32))
+            return scores.argmax(1).numpy()
+        if backend == "packed":
+            from lgn.compile import packed
+
+            return packed.predict(netlist, _encode(netlist, self.features))
+        if backend == "c":
+            from lgn.compile import c
+
+            return np.asarray(c.build(netlist).predict(self.features.astype(_feature_dtype(netlist))))
+        raise ValueError(f"unknown backend {backend!r}")
+
+
+def _encode(netlist, features):
+    if netlist.encoding is None:
+        return features != 0
+    return netlist.encoding.encode(features)
+
+
+def _feature_dtype(netlist) -> str:
+    return netlist.encoding.dtype if netlist.encoding is not None else "uint8"
+
+
+def load_for_eval(path, dataset: str | None = None, data_dir: str | None = None) -> EvalSetup:
+    """Load ``path`` and the dataset to evaluate it on (default: the one it was trained on)."""
+    from lgn import data as datasets
+
+    file = load_model_file(path)
+    name = dataset or file.dataset
+    if not name:
+        raise ValueError(f"{path} does not record its dataset: pass --dataset")
+    data = datasets.load(name, data_dir or file.data_dir)
+    expected = file.netlist.encoding.num_features if file.netlist.encoding else file.netlist.num_inputs
+    if data.x_test.shape[1] != expected:
+        raise ValueError(
+            f"dataset {name} has {data.x_test.shape[1]} features, but {path} expects {expected}"
+        )
+    return EvalSetup(file, data)

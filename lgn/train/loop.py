@@ -1,0 +1,297 @@
+"""The training loop: Adam on the relaxed network, exact resume, atomic checkpoints, DDP."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch.nn.functional import cross_entropy
+
+from lgn.nn import Thermometer
+
+from .checkpoint import build_model, check_writable, load_checkpoint, load_model, save_checkpoint
+
+__all__ = ["TrainConfig", "TrainingError", "TrainResult", "train", "PRESETS", "evaluate_accuracy"]
+
+
+class TrainingError(RuntimeError):
+    """Training stopped (NaN loss, bad data); the message says where and what was kept."""
+
+
+#: Per-dataset defaults for ``lgn train`` (used when an option is not given).
+PRESETS = {
+    "digits": dict(layers=4, width=4000, tau=20.0, epochs=60, batch_size=128, lr=0.02, init="residual"),
+    "fashion-mnist": dict(layers=6, width=8000, tau=30.0, epochs=30, batch_size=256, lr=0.01),
+    "mnist": dict(layers=6, width=8000, tau=30.0, epochs=30, batch_size=256, lr=0.01),
+    "cifar10": dict(layers=6, width=12000, tau=33.3, epochs=30, batch_size=256, lr=0.01),
+}
+DEFAULTS = dict(layers=4, width=2000, tau=None, epochs=50, batch_size=128, lr=0.01, init="random")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run; stored in every checkpoint."""
+
+    dataset: str = "digits"
+    layers: int = 4
+    width: int = 2000
+    tau: float | None = None
+    epochs: int = 50
+    steps: int | None = None  # stop after this many optimizer steps (overrides epochs)
+    batch_size: int = 128
+    lr: float = 0.01
+    seed: int = 0
+    connections: str = "random"
+    init: str = "random"
+    encoder_bits: int | None = None  # thermometer thresholds per feature (dataset default if None)
+    encoder_method: str | None = None  # 'uniform' or 'quantile' (dataset default if None)
+    data_dir: str | None = None
+    device: str = "cpu"
+    num_classes: int = 0  # filled from the dataset
+    feature_dtype: str = "float32"  # filled from the dataset
+
+    @classmethod
+    def for_dataset(cls, dataset: str, **overrides) -> "TrainConfig":
+        """The preset for ``dataset`` with ``overrides`` (``None`` values are ignored)."""
+        values = {**DEFAULTS, **PRESETS.get(dataset.split(":")[0], {})}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(dataset=dataset, **values)
+
+
+@dataclass
+class TrainResult:
+    model: torch.nn.Module
+    config: TrainConfig
+    history: list = field(default_factory=list)
+    checkpoint: Path | None = None
+    interrupted: bool = False
+
+
+def _encoder(config: TrainConfig, data) -> Thermometer:
+    enc = data.encoding
+    method, bits = config.encoder_method or enc.method, config.encoder_bits or enc.bits
+    num_features = data.x_train.shape[1]
+    if method == "uniform":
+        low = enc.low if enc.low is not None else float(data.x_train.min())
+        high = enc.high if enc.high is not None else float(data.x_train.max())
+        return Thermometer.uniform(num_features, bits, low, high)
+    if method == "quantile":
+        return Thermometer.quantile(torch.as_tensor(data.x_train), bits)
+    raise TrainingError(f"unknown encoder method {method!r}, expected 'uniform' or 'quantile'")
+
+
+@torch.no_grad()
+def evaluate_accuracy(model, x: torch.Tensor, y: torch.Tensor, relaxed: bool, batch_size: int = 2048) -> float:
+    """Accuracy of ``model`` in relaxed (train-mode) or discretized (eval-mode) form."""
+    was_training = model.training
+    model.train(relaxed)
+    correct = 0
+    for start in range(0, len(x), batch_size):
+        scores = model(x[start : start + batch_size])
+        correct += int((scores.argmax(1) == y[start : start + batch_size]).sum())
+    model.train(was_training)
+    return correct / max(len(x), 1)
+
+
+class _StopFlag:
+    """Turns Ctrl-C into a flag checked between steps, so a checkpoint is always consistent."""
+
+    def __init__(self):
+        self.set = False
+        self._old = None
+
+    def __enter__(self):
+        if hasattr(signal, "SIGINT") and _is_main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.set:  # a second Ctrl-C aborts at once
+            raise KeyboardInterrupt
+        self.set = True
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+
+def _is_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world size), initialising the process group when launched by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+
+
+def train(config: TrainConfig, data, out: str | os.PathLike | None = None, resume: bool = False,
+          progress: bool = True, log=print) -> TrainResult:
+    """Train a LogicNet on ``data`` (an :class:`lgn.data.Dataset`) as ``config`` says.
+
+    A checkpoint is written atomically to ``out`` after every epoch, on Ctrl-C and at the end;
+    ``resume=True`` continues exactly from the checkpoint at ``out``. A NaN loss stops training
+    with :class:`TrainingError`, leaving the last good checkpoint in place.
+    """
+    rank, world = _distributed()
+    device = torch.device(config.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("--device cuda was asked for, but no CUDA device is available")
+    if world > 1 and device.type == "cuda":
+        device = torch.device("cuda", rank % torch.cuda.device_count())
+    if out is not None and rank == 0:
+        check_writable(out)
+    config = dataclasses.replace(config, num_classes=int(data.num_classes), feature_dtype=data.feature_dtype)
+    if config.width % config.num_classes:
+        raise TrainingError(f"--width {config.width} must be a multiple of the {config.num_classes} classes")
+
+    x_train = torch.as_tensor(data.x_train, dtype=torch.float32)
+    y_train = torch.as_tensor(data.y_train, dtype=torch.int64)
+    x_test = torch.as_tensor(data.x_test, dtype=torch.float32).to(device)
+    y_test = torch.as_tensor(data.y_test, dtype=torch.int64).to(device)
+
+    generator = torch.Generator().manual_seed(config.seed)
+    history, epoch, batch, step, perm = [], 0, 0, 0, None
+    if resume:
+        state = load_checkpoint(out)
+        saved = TrainConfig(**{k: v for k, v in state["config"].items() if k in TrainConfig.__dataclass_fields__})
+        model, _ = load_model(out, state)
+        config = dataclasses.replace(saved, epochs=config.epochs, steps=config.steps, device=config.device)
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["rng"])
+        epoch, batch, step, history = state["epoch"], state["batch"], state["step"], list(state["history"])
+        perm = state["perm"]
+    else:
+        torch.manual_seed(config.seed)
+        model = build_model(config.__dict__, _encoder(config, data))
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    model.to(device)
+    _move_optimizer(optimizer, device)
+    ddp_model = model
+    if world > 1:
+        ddp_model = torch.nn.parallel.DistributedDataParallel(model)
+
+    num_batches = math.ceil(len(x_train) / config.batch_size)
+    total_steps = config.steps if config.steps is not None else config.epochs * num_batches
+
+    def snapshot(next_epoch, next_batch, current_perm):
+        return {
+            "config": dataclasses.asdict(config),
+            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "optimizer": _optimizer_to_cpu(optimizer.state_dict()),
+            "rng": generator.get_state(),
+            "epoch": next_epoch, "batch": next_batch, "step": step,
+            "perm": current_perm if current_perm is not None else torch.empty(0, dtype=torch.int64),
+            "history": history,
+        }
+
+    last_good = None
+
+    def checkpoint(next_epoch, next_batch, current_perm):
+        nonlocal last_good
+        if out is not None and rank == 0:
+            last_good = save_checkpoint(out, snapshot(next_epoch, next_batch, current_perm))
+        return last_good
+
+    bar = _progress(total_steps, step, enabled=progress and rank == 0)
+    interrupted = False
+    start_time = time.time()
+    with _StopFlag() as stop:
+        while step < total_steps and (config.steps is not None or epoch < config.epochs):
+            if perm is None or perm.numel() == 0 or batch >= num_batches:
+                perm, batch = torch.randperm(len(x_train), generator=generator), 0
+            model.train()
+            while batch < num_batches and step < total_steps:
+                if stop.set:
+                    break
+                idx = perm[batch * config.batch_size : (batch + 1) * config.batch_size]
+                idx = idx[rank::world]
+                xb, yb = x_train[idx].to(device), y_train[idx].to(device)
+                loss = cross_entropy(ddp_model(xb), yb)
+                if not torch.isfinite(loss):
+                    bar.close()
+                    kept = f"last good checkpoint: {last_good}" if last_good else "no checkpoint was written"
+                    raise TrainingError(f"loss became {loss.item()} at step {step + 1} (epoch {epoch + 1}); {kept}")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                batch += 1
+                step += 1
+                bar.update(1)
+                bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.4f}")
+            if stop.set:
+                interrupted = True
+                checkpoint(epoch, batch, perm)
+                break
+            if batch < num_batches:  # --steps ran out mid-epoch
+                break
+            epoch += 1
+            perm, batch = None, 0
+            metrics = _epoch_metrics(model, epoch, step, loss.item(), x_test, y_test, time.time() - start_time)
+            history.append(metrics)
+            if rank == 0:
+                bar.clear()
+                log(
+                    f"epoch {epoch:3d}  step {step:6d}  loss {metrics['loss']:.4f}  "
+                    f"test acc relaxed {metrics['relaxed_acc']:.2%}  discrete {metrics['discrete_acc']:.2%}  "
+                    f"gap {metrics['gap'] * 100:+.2f} pp"
+                )
+                bar.refresh()
+            checkpoint(epoch, 0, None)
+    bar.close()
+    if world > 1:
+        dist.barrier()
+    final = checkpoint(epoch, batch, perm)  # perm is None at an epoch boundary
+    model.eval()
+    return TrainResult(model=model, config=config, history=history, checkpoint=final, interrupted=interrupted)
+
+
+def _epoch_metrics(model, epoch, step, loss, x_test, y_test, seconds):
+    relaxed = evaluate_accuracy(model, x_test, y_test, relaxed=True)
+    discrete = evaluate_accuracy(model, x_test, y_test, relaxed=False)
+    return {"epoch": epoch, "step": step, "loss": loss, "relaxed_acc": relaxed, "discrete_acc": discrete,
+            "gap": relaxed - discrete, "seconds": round(seconds, 2)}
+
+
+def _move_optimizer(optimizer, device):
+    for state in optimizer.state.values():
+        for k, v in state.items():
+            if isinstance(v, torch.Tensor) and k != "step":
+                state[k] = v.to(device)
+
+
+def _optimizer_to_cpu(state_dict):
+    return {
+        "state": {k: {n: (t.cpu() if isinstance(t, torch.Tensor) else t) for n, t in s.items()}
+                  for k, s in state_dict["state"].items()},
+        "param_groups": state_dict["param_groups"],
+    }
+
+
+class _NoBar:
+    def update(self, n): pass
+    def set_postfix(self, **kw): pass
+    def close(self): pass
+    def clear(self): pass
+    def refresh(self): pass
+
+
+def _progress(total, initial, enabled):
+    if not enabled:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, file=sys.stderr, leave=False)
