@@ -234,6 +234,15 @@ def test_download_verify_and_reuse_cache(tmp_path, mnist_server):
     assert np.array_equal(again.x_test, ds.x_test)
 
 
+def test_download_completes_a_partial_cache(tmp_path, mnist_server):
+    cache = tmp_path / "cache" / "mnist"
+    cache.mkdir(parents=True)
+    for name in ("train-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        (cache / name).write_bytes((mnist_server.root / name).read_bytes())
+    check_mnist(load("mnist", mirror=mnist_server.url), mnist_server.arrays)
+    assert sorted(mnist_server.requests) == ["/t10k-images-idx3-ubyte.gz", "/train-labels-idx1-ubyte.gz"]
+
+
 def test_download_into_data_dir(tmp_path, mnist_server):
     check_mnist(load("mnist", tmp_path / "mine", mirror=mnist_server.url), mnist_server.arrays)
     assert len(list((tmp_path / "mine" / "mnist").glob("*.gz"))) == 4

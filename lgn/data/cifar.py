@@ -75,7 +75,8 @@ def parse_batch(data: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
     records = np.frombuffer(data, np.uint8).reshape(-1, RECORD)
     labels = records[:, 0].astype(np.int64)
     if labels.max() > 9:
-        raise DatasetError(f"{where}: label {labels.max()} in record {int(labels.argmax())} out of range 0..9")
+        raise DatasetError(f"{where}: label {labels.max()} in record {int(labels.argmax())} "
+                           "out of range 0..9")
     return records[:, 1:], labels
 
 
@@ -100,7 +101,8 @@ def _read_archive(path: Path, batches: tuple[str, ...]) -> tuple[dict[str, bytes
         raise DatasetError(f"{path}: corrupt or truncated archive ({error})") from None
     missing = [b for b in batches if b not in blobs]
     if missing:
-        raise DatasetError(f"{path}: archive lacks {MEMBER_DIR}/{missing[0]} (not the CIFAR-10 binary version?)")
+        raise DatasetError(f"{path}: archive lacks {MEMBER_DIR}/{missing[0]} "
+                           "(not the CIFAR-10 binary version?)")
     meta = blobs.pop(META, None)
     return blobs, None if meta is None else meta.decode(errors="replace")
 

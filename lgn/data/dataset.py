@@ -143,7 +143,8 @@ class Dataset:
                 raise DatasetError(f"{where}: y_{split} labels must lie in 0..{self.num_classes - 1}, "
                                    f"got {y.min()}..{y.max()}")
             if num_features is not None and x.shape[1] != num_features:
-                raise DatasetError(f"{where}: x_train has {num_features} features but x_test has {x.shape[1]}")
+                raise DatasetError(f"{where}: x_train has {num_features} features "
+                                   f"but x_test has {x.shape[1]}")
             num_features = x.shape[1]
             check_fits(x, self.feature_dtype, f"{where}: x_{split}")
             object.__setattr__(self, f"x_{split}", x)

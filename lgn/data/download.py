@@ -125,7 +125,8 @@ def _copy(response, out, digest, url: str) -> None:
             progress.update(len(chunk))
 
 
-def fetch_files(name: str, remote: Remote, filenames: Sequence[str], data_dir, mirror: str | None) -> list[Path]:
+def fetch_files(name: str, remote: Remote, filenames: Sequence[str], data_dir,
+                mirror: str | None) -> list[Path]:
     """Return local paths of ``filenames`` of dataset ``name``, downloading those not yet present."""
     target = download_dir(name, data_dir)
     base = (mirror or remote.base_url).rstrip("/")

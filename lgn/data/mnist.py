@@ -11,11 +11,13 @@ from .idx import read_idx
 __all__ = ["load_mnist", "SOURCES", "ENCODINGS"]
 
 #: The four files of each dataset, in the order train images, train labels, test images, test labels.
-FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+         "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 #: Official download locations and the md5 sums of the gzipped files (as published and used by
 #: torchvision). Local copies (``data_dir``, Debian's package) are not checksummed: Debian
 #: recompresses them; they are parsed strictly instead.
+_FASHION_URL = "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion"
 SOURCES = {
     "mnist": Remote("https://ossci-datasets.s3.amazonaws.com/mnist", {
         "train-images-idx3-ubyte.gz": "md5:f68b3c2dcbeaaa9fbdd348bbdeb94873",
@@ -23,7 +25,7 @@ SOURCES = {
         "t10k-images-idx3-ubyte.gz": "md5:9fb629c4189551a2d022fa330f9573f3",
         "t10k-labels-idx1-ubyte.gz": "md5:ec29112dd5afa0611ce80d1b7f02629c",
     }),
-    "fashion-mnist": Remote("https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion", {
+    "fashion-mnist": Remote(_FASHION_URL, {
         "train-images-idx3-ubyte.gz": "md5:8d4fb7e6c68d591d4c3dfef9ec88bf0d",
         "train-labels-idx1-ubyte.gz": "md5:25c81989df183df01b3e8a0aad5dffbe",
         "t10k-images-idx3-ubyte.gz": "md5:bef4ecab320f06d8554ea6380940ec79",
@@ -79,7 +81,8 @@ def _read_pair(images_path, labels_path) -> tuple[np.ndarray, np.ndarray]:
         raise DatasetError(f"{images_path}: expected uint8 images of shape (N, 28, 28), "
                            f"got {images.dtype} {images.shape}")
     if labels.dtype != np.uint8 or labels.ndim != 1:
-        raise DatasetError(f"{labels_path}: expected a 1-d uint8 label array, got {labels.dtype} {labels.shape}")
+        raise DatasetError(f"{labels_path}: expected a 1-d uint8 label array, "
+                           f"got {labels.dtype} {labels.shape}")
     if len(labels) != len(images):
         raise DatasetError(f"{labels_path}: {len(labels)} labels for {len(images)} images in {images_path}")
     if len(labels) and labels.max() > 9:

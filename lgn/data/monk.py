@@ -51,7 +51,10 @@ def monk_labels(problem: int, a: np.ndarray) -> np.ndarray:
 
 
 def load_monk(name: str, options: LoadOptions) -> Dataset:
-    """Load ``'monk1'``, ``'monk2'`` or ``'monk3'`` (see the module docstring); ``seed`` picks the train draw."""
+    """Load ``'monk1'``, ``'monk2'`` or ``'monk3'`` (see the module docstring).
+
+    ``seed`` picks the training draw and MONK-3's noisy labels.
+    """
     from sklearn.model_selection import train_test_split
 
     problem = int(name[-1])

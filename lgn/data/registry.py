@@ -83,7 +83,8 @@ def load(spec: str, data_dir: str | os.PathLike | None = None, *, download: bool
     """
     if not isinstance(spec, str) or not spec.strip():
         raise DatasetError(f"dataset spec must be a non-empty string, got {spec!r}")
-    if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)) or not 0 < test_fraction < 1:
+    if (isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float))
+            or not 0 < test_fraction < 1):
         raise DatasetError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise DatasetError(f"seed must be a non-negative integer, got {seed!r}")

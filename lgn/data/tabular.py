@@ -46,7 +46,8 @@ def load_digits(name: str, options: LoadOptions) -> Dataset:
     from sklearn.datasets import load_digits as sklearn_digits
 
     data = sklearn_digits()
-    x_train, y_train, x_test, y_test = split(data.data, data.target, options.test_fraction, options.seed, name)
+    x_train, y_train, x_test, y_test = split(data.data, data.target, options.test_fraction,
+                                             options.seed, name)
     return Dataset(name, x_train, y_train, x_test, y_test, num_classes=10, feature_dtype="uint8",
                    encoding=DIGITS_ENCODING, class_names=tuple(str(d) for d in range(10)),
                    source="sklearn.datasets.load_digits")
@@ -103,14 +104,16 @@ def load_csv(path: str, options: LoadOptions) -> Dataset:
     first = next((line for line in text.splitlines() if line.strip()), "")
     delimiter = next((d for d in (",", "\t", ";") if d in first), ",")
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
-    rows = [(reader.line_num, fields) for fields in ([f.strip() for f in row] for row in reader) if any(fields)]
+    stripped = ([f.strip() for f in row] for row in reader)
+    rows = [(reader.line_num, fields) for fields in stripped if any(fields)]
     if rows and not all(_is_number(f) for f in rows[0][1][:-1]):
         rows = rows[1:]  # header
     if not rows:
         raise DatasetError(f"{path}: no data rows")
     width = len(rows[0][1])
     if width < 2:
-        raise DatasetError(f"{path}: needs at least one feature column and a label column, got {width} column")
+        raise DatasetError(f"{path}: needs at least one feature column and a label column, "
+                           f"got {width} column")
     features = np.empty((len(rows), width - 1), dtype=np.float64)
     labels = []
     for i, (line, fields) in enumerate(rows):
@@ -148,7 +151,8 @@ def _finish(path, x, y, x_test, y_test, feature_dtype: str, options: LoadOptions
     if x_test is None:
         x, y, x_test, y_test = split(x, y, options.test_fraction, options.seed, str(path))
     return Dataset(Path(path).stem, x, y, x_test, y_test, num_classes=len(class_names),
-                   feature_dtype=feature_dtype, encoding=ENCODING, class_names=class_names, source=str(path))
+                   feature_dtype=feature_dtype, encoding=ENCODING, class_names=class_names,
+                   source=str(path))
 
 
 def _parse_number(text: str) -> float | None:
