@@ -89,6 +89,7 @@ def fetch(url: str, dest: Path, checksum: str) -> Path:
     except OSError as error:
         raise DatasetError(f"cannot write to {dest.parent} ({error.strerror or error}); "
                            "pass another data directory") from None
+    hint = f" (or place {dest.name} in {dest.parent} yourself)"
     try:
         digest = hashlib.new(algorithm)
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
@@ -99,11 +100,11 @@ def fetch(url: str, dest: Path, checksum: str) -> Path:
         os.replace(tmp, dest)
     except urllib.error.HTTPError as error:
         error.close()
-        raise DatasetError(f"cannot download {url}: HTTP {error.code} {error.reason}") from None
+        raise DatasetError(f"cannot download {url}: HTTP {error.code} {error.reason}{hint}") from None
     except urllib.error.URLError as error:
-        raise DatasetError(f"cannot download {url}: {error.reason}") from None
+        raise DatasetError(f"cannot download {url}: {error.reason}{hint}") from None
     except http.client.HTTPException as error:
-        raise DatasetError(f"cannot download {url}: {type(error).__name__} {error}") from None
+        raise DatasetError(f"cannot download {url}: {type(error).__name__} {error}{hint}") from None
     except OSError as error:
         raise DatasetError(f"cannot download {url} to {dest}: {error.strerror or error}") from None
     finally:
