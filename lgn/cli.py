@@ -146,3 +146,7 @@ def eval_(model, dataset, data_dir, backend):
     predictions = loaded.predict(backend)
     accuracy = float((predictions == loaded.data.y_test).mean())
     click.echo(f"{loaded.data.name} test accuracy ({backend}): {accuracy:.2%} on {len(predictions)} samples")
+
+
+if __name__ == "__main__":
+    main()

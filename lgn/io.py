@@ -40,7 +40,6 @@ def _is_checkpoint(path: Path) -> bool:
 
 def load_model_file(path: str | os.PathLike) -> ModelFile:
     """Load a training checkpoint (lowered to a netlist) or a netlist file written by ``lgn export``."""
-    from lgn.compile.formats import load as load_netlist
     from lgn.compile.lower import lower
     from lgn.train import load_model
 
@@ -53,6 +52,8 @@ def load_model_file(path: str | os.PathLike) -> ModelFile:
         if config.get("data_dir"):
             meta["data_dir"] = config["data_dir"]
         return ModelFile(path, lower(model, meta=meta), model, config)
+    from lgn.compile.formats import load as load_netlist
+
     return ModelFile(path, load_netlist(path))
 
 

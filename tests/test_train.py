@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from lgn.data import Encoding
 from lgn.train import CheckpointError, TrainConfig, TrainingError, load_checkpoint, load_model, train
 from lgn.train import loop
 
@@ -18,7 +19,7 @@ def tiny_digits():
     x, y = d.data[perm].astype(np.float32), d.target[perm].astype(np.int64)
     return SimpleNamespace(
         name="digits", x_train=x[:500], y_train=y[:500], x_test=x[500:], y_test=y[500:], num_classes=10,
-        feature_dtype="uint8", encoding=SimpleNamespace(method="uniform", bits=3, low=0.0, high=16.0),
+        feature_dtype="uint8", encoding=Encoding("uniform", 3, 0.0, 16.0),
     )
 
 

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.functional import cross_entropy
@@ -28,7 +29,7 @@ class TrainingError(RuntimeError):
 
 #: Per-dataset defaults for ``lgn train`` (used when an option is not given).
 PRESETS = {
-    "digits": dict(layers=4, width=4000, tau=20.0, epochs=60, batch_size=128, lr=0.02, init="residual"),
+    "digits": dict(layers=4, width=8000, tau=30.0, epochs=60, batch_size=128, lr=0.02, encoder_bits=8),
     "fashion-mnist": dict(layers=6, width=8000, tau=30.0, epochs=30, batch_size=256, lr=0.01),
     "mnist": dict(layers=6, width=8000, tau=30.0, epochs=30, batch_size=256, lr=0.01),
     "cifar10": dict(layers=6, width=12000, tau=33.3, epochs=30, batch_size=256, lr=0.01),
@@ -76,16 +77,15 @@ class TrainResult:
 
 
 def _encoder(config: TrainConfig, data) -> Thermometer:
-    enc = data.encoding
-    method, bits = config.encoder_method or enc.method, config.encoder_bits or enc.bits
-    num_features = data.x_train.shape[1]
-    if method == "uniform":
-        low = enc.low if enc.low is not None else float(data.x_train.min())
-        high = enc.high if enc.high is not None else float(data.x_train.max())
-        return Thermometer.uniform(num_features, bits, low, high)
-    if method == "quantile":
-        return Thermometer.quantile(torch.as_tensor(data.x_train), bits)
-    raise TrainingError(f"unknown encoder method {method!r}, expected 'uniform' or 'quantile'")
+    """The dataset's default thermometer, with ``--encoder-bits`` / ``--encoder-method`` applied."""
+    encoding = data.encoding
+    if config.encoder_bits is not None:
+        encoding = dataclasses.replace(encoding, bits=config.encoder_bits)
+    if config.encoder_method is not None and config.encoder_method != encoding.method:
+        x = np.asarray(data.x_train)
+        encoding = dataclasses.replace(encoding, method=config.encoder_method,
+                                       low=float(x.min()), high=float(x.max()))
+    return encoding.thermometer(data.x_train)
 
 
 @torch.no_grad()
@@ -294,4 +294,5 @@ def _progress(total, initial, enabled):
         return _NoBar()
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, file=sys.stderr, leave=False)
+    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, file=sys.stderr, leave=False,
+                mininterval=1.0)

@@ -1,0 +1,127 @@
+"""The command line end to end, through click's test runner (and a real subprocess for signals)."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from lgn.cli import main
+from lgn.train import load_checkpoint, load_model
+
+SMALL = ["--layers", "2", "--width", "200", "--tau", "10", "--lr", "0.05", "--encoder-bits", "3", "--no-progress"]
+
+
+def run(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    return result
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "model.pt"
+    result = run("train", "--dataset", "digits", "--epochs", "4", "--out", out, *SMALL)
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+def test_help_is_complete():
+    result = run("--help")
+    assert result.exit_code == 0
+    for command in ("train", "eval"):
+        assert command in result.output
+        sub = run(command, "--help")
+        assert sub.exit_code == 0 and "Usage" in sub.output
+
+
+def test_train_reports_and_saves(trained):
+    out, output = trained
+    assert "epoch   4" in output and "discrete" in output and "gap" in output
+    assert f"model saved to {out}" in output
+    assert "discretized test accuracy" in output
+    assert load_checkpoint(out)["epoch"] == 4
+
+
+def test_eval_backends_agree(trained):
+    out, output = trained
+    reported = output.split("discretized test accuracy ")[1].split("%")[0]
+    for backend in ("torch", "packed"):
+        result = run("eval", out, "--backend", backend)
+        assert result.exit_code == 0, result.output
+        assert f"({backend}): {reported}%" in result.output
+
+
+def test_resume_extends_a_run(trained, tmp_path):
+    out = tmp_path / "m.pt"
+    out.write_bytes(trained[0].read_bytes())
+    result = run("train", "--dataset", "digits", "--epochs", "5", "--out", out, "--resume", "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert "epoch   5" in result.output and "epoch   4" not in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--dataset", "nope"], "unknown dataset 'nope'"),
+    (["train", "--dataset", "npz:/no/such.npz"], "/no/such.npz"),
+    (["train", "--width", "205", "--epochs", "1"], "multiple of the 10 classes"),
+    (["train", "--resume", "--out", "/no/such/model.pt"], "--resume: no checkpoint at /no/such/model.pt"),
+    (["eval", "/no/such/model.pt"], "/no/such/model.pt does not exist"),
+])
+def test_bad_input_is_one_clear_line(args, message):
+    result = run(*args)
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert lines[-1].startswith("lgn: error: ") and message in lines[-1], result.output
+    assert "Traceback" not in result.output
+
+
+def test_unwritable_output(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = run("train", "--epochs", "1", "--out", blocker / "m.pt", *SMALL)
+    assert result.exit_code == 1 and "cannot write to" in result.output
+
+
+def test_corrupted_checkpoint(trained, tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(trained[0].read_bytes()[:5000])
+    result = run("eval", bad)
+    assert result.exit_code == 1 and "is not" in result.output and "Traceback" not in result.output
+
+
+def test_ctrl_c_saves_a_checkpoint_and_resume_works(tmp_path):
+    out = tmp_path / "m.pt"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "lgn.cli", "train", "--epochs", "200", "--out", str(out), *SMALL]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    lines = []
+    for line in proc.stdout:  # wait for the first finished epoch, then press Ctrl-C
+        lines.append(line)
+        if line.startswith("epoch   1"):
+            proc.send_signal(signal.SIGINT)
+            break
+    rest, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, "".join(lines) + rest
+    assert "interrupted: checkpoint saved" in rest
+    state = load_checkpoint(out)
+    assert state["step"] >= 1
+    load_model(out)
+
+
+def test_torchrun_two_cpu_processes_match_single_process(tmp_path):
+    args = ["train", "--steps", "10", "--batch-size", "64", *SMALL]  # full batches: equal halves
+    single = tmp_path / "single.pt"
+    assert run(*args, "--out", single).exit_code == 0
+    ddp = tmp_path / "ddp.pt"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "-m", "lgn.cli", *args, "--out", str(ddp)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    a, b = load_checkpoint(single)["model"], load_checkpoint(ddp)["model"]
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-4, msg=key)
