@@ -65,6 +65,8 @@ def _dataset_names() -> str:
               help="Dataset name (digits, fashion-mnist, mnist, cifar10, monk1-3) or npz:PATH / csv:PATH.")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="Where dataset files are (default: $LGN_DATA, system paths, then the download cache).")
+@click.option("--no-download", is_flag=True, help="Never download missing dataset files.")
+@click.option("--mirror", default=None, help="Base URL replacing the official dataset download location.")
 @click.option("--layers", type=click.IntRange(min=1), default=None, help="Logic layers [dataset preset].")
 @click.option("--width", type=click.IntRange(min=1), default=None, help="Gates per layer [dataset preset].")
 @click.option("--tau", type=click.FloatRange(min=0, min_open=True), default=None,
@@ -90,7 +92,7 @@ def _dataset_names() -> str:
 @click.option("--resume", is_flag=True, help="Continue the run saved at --out exactly where it stopped.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 @_friendly
-def train(dataset, data_dir, out, resume, progress, device, seed, **overrides):
+def train(dataset, data_dir, no_download, mirror, out, resume, progress, device, seed, **overrides):
     """Train a logic gate network; write a checkpoint after every epoch and on Ctrl-C.
 
     Launch with ``torchrun --nproc-per-node N`` to train data-parallel (gloo on CPU, nccl on GPU).
@@ -103,7 +105,7 @@ def train(dataset, data_dir, out, resume, progress, device, seed, **overrides):
     config = TrainConfig.for_dataset(dataset, data_dir=data_dir, seed=seed, device=device, **overrides)
     if resume and not out.exists():
         raise ValueError(f"--resume: no checkpoint at {out}")
-    data = datasets.load(dataset, data_dir)
+    data = datasets.load(dataset, data_dir, download=not no_download, mirror=mirror)
     click.echo(
         f"dataset {data.name}: {len(data.x_train)} train / {len(data.x_test)} test, "
         f"{data.x_train.shape[1]} features, {data.num_classes} classes"
@@ -146,6 +148,33 @@ def eval_(model, dataset, data_dir, backend):
     predictions = loaded.predict(backend)
     accuracy = float((predictions == loaded.data.y_test).mean())
     click.echo(f"{loaded.data.name} test accuracy ({backend}): {accuracy:.2%} on {len(predictions)} samples")
+
+
+# --------------------------------------------------------------------------- check
+@main.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--dataset", default=None, help="Dataset to check on [the one the model was trained on].")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Where dataset files are.")
+@click.option("--out", "-o", type=click.Path(file_okay=False), default=None,
+              help="Where to write the generated C and Verilog [next to MODEL].")
+@click.option("--vectors", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Test samples replayed by the Verilog testbench.")
+@_friendly
+def check(model, dataset, data_dir, out, vectors):
+    """Run MODEL's test set through every back end and check they agree bit for bit.
+
+    Compares the discretized PyTorch model (checkpoints only), the packed executor before and
+    after optimization, the generated C (compiled here) and the generated Verilog (simulated with
+    iverilog). Exits with status 1 if any back end disagrees.
+    """
+    from lgn.check import run_checks
+
+    out = Path(out) if out else Path(model).with_suffix("")
+    report = run_checks(model, dataset=dataset, data_dir=data_dir, out=out, vectors=vectors, log=click.echo)
+    click.echo(report.table())
+    if not report.ok:
+        raise click.exceptions.Exit(1)
+    click.echo("all back ends agree")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,118 @@
+"""The equivalence ladder on real data: every back end on a model's test set, compared bit for bit."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["CheckRow", "CheckReport", "run_checks"]
+
+
+@dataclass
+class CheckRow:
+    backend: str
+    samples: int = 0
+    accuracy: float | None = None
+    mismatches: int | None = None  # against the packed executor on the unoptimized netlist
+    seconds: float = 0.0
+    note: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.mismatches == 0 or (self.mismatches is None and self.note.startswith("skipped"))
+
+
+@dataclass
+class CheckReport:
+    rows: list[CheckRow] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(row.ok for row in self.rows)
+
+    def table(self) -> str:
+        lines = [f"{'back end':<28} {'samples':>7} {'accuracy':>9} {'mismatches':>10} {'time':>8}  note"]
+        for r in self.rows:
+            acc = f"{r.accuracy:.2%}" if r.accuracy is not None else "-"
+            mis = str(r.mismatches) if r.mismatches is not None else "-"
+            lines.append(f"{r.backend:<28} {r.samples:>7} {acc:>9} {mis:>10} {r.seconds:>7.1f}s  {r.note}")
+        return "\n".join(lines)
+
+
+def _row(backend, predictions, reference, labels, seconds, note="") -> CheckRow:
+    n = len(predictions)
+    return CheckRow(backend, n, float((predictions == labels[:n]).mean()),
+                    int((predictions != reference[:n]).sum()), seconds, note)
+
+
+def run_checks(model_path, dataset=None, data_dir=None, out: Path | None = None, vectors: int = 1000,
+               log=print) -> CheckReport:
+    """Evaluate the test set with torch, packed (raw and optimized), C and Verilog; compare all.
+
+    C and Verilog are generated from the optimized netlist into ``out`` (``out/c``,
+    ``out/verilog``). A back end whose tool is missing is reported as skipped, not as agreeing.
+    """
+    from lgn.compile import packed
+    from lgn.compile.passes import optimize
+    from lgn.io import load_for_eval
+
+    setup = load_for_eval(model_path, dataset, data_dir)
+    netlist, labels = setup.file.netlist, np.asarray(setup.data.y_test)
+    features = setup.features
+    report = CheckReport()
+
+    t = time.perf_counter()
+    bits = netlist.encoding.encode(features) if netlist.encoding is not None else features != 0
+    reference = packed.predict(netlist, bits)
+    report.rows.append(_row("packed (reference)", reference, reference, labels, time.perf_counter() - t,
+                            f"{netlist.num_gates} gates"))
+    if setup.file.model is not None:
+        t = time.perf_counter()
+        report.rows.append(_row("pytorch eval()", setup.predict("torch"), reference, labels,
+                                time.perf_counter() - t))
+
+    t = time.perf_counter()
+    optimized = optimize(netlist)
+    seconds = time.perf_counter() - t
+    t = time.perf_counter()
+    report.rows.append(_row("packed, optimized", packed.predict(optimized, bits), reference, labels,
+                            seconds + time.perf_counter() - t,
+                            f"{optimized.num_gates} gates ({1 - optimized.num_gates / max(netlist.num_gates, 1):.0%} fewer)"))
+
+    out = Path(out) if out is not None else Path(model_path).with_suffix("")
+    report.rows.append(_check_c(optimized, features, reference, labels, out / "c"))
+    report.rows.append(_check_verilog(optimized, features[:vectors], reference, labels, out / "verilog"))
+    return report
+
+
+def _check_c(netlist, features, reference, labels, out: Path) -> CheckRow:
+    from lgn.compile import c
+
+    t = time.perf_counter()
+    try:
+        c.find_compiler()
+    except c.CBackendError as exc:
+        return CheckRow("C (compiled here)", note=f"skipped: {exc}")
+    c.export(netlist, out, name="model")
+    model = c.build(netlist, name="model")
+    predictions = model.predict(features.astype(model.feature_dtype))
+    return _row("C (compiled here)", predictions, reference, labels, time.perf_counter() - t, f"{out}/model.[ch]")
+
+
+def _check_verilog(netlist, features, reference, labels, out: Path) -> CheckRow:
+    from lgn import hdl
+
+    name = "verilog (iverilog testbench)"
+    if shutil.which("iverilog") is None or shutil.which("vvp") is None:
+        return CheckRow(name, note="skipped: iverilog not found (apt-get install iverilog)")
+    t = time.perf_counter()
+    paths = hdl.export(netlist, out, name="lgn_model", features=features)
+    design = next(p for p in paths if p.name == "lgn_model.v")
+    testbench = next(p for p in paths if p.name == "lgn_model_tb.v")
+    mismatches = hdl.run_testbench(testbench, design)
+    row = CheckRow(name, len(features), None, int(mismatches), time.perf_counter() - t, f"{design}")
+    return row
