@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lgn.compile import packed
-from lgn.compile.netlist import Netlist, NetlistError
+from lgn.compile.netlist import Netlist
 from lgn.compile.passes import PASSES, eliminate_dead, hash_structure, optimize, simplify
 from lgn.nn import gates
 
@@ -259,22 +258,3 @@ def test_optimize_trained_digits_model(digits_netlist):
     assert_simplified(out)
     assert_hashed(out)
     assert_no_dead(out)
-
-
-# ------------------------------------------------------------------ Netlist.validate messages
-@pytest.mark.parametrize("arrays, message", [
-    (dict(op=[1, 1], a=[5, 4], b=[2, 2]), r"gate 0 \(node 4\): input a = 5, which is not earlier: the gates form a cycle"),
-    (dict(op=[1, 1], a=[2, 6], b=[2, 2]), r"gate 1 \(node 5\): input a = 6, which does not exist \(nodes are 0..5\)"),
-    (dict(op=[1, 1], a=[2, 2], b=[3, -1]), r"gate 1 \(node 5\): input b = -1, which does not exist"),
-    (dict(op=[1, 7, 1], a=[2, 6, 3], b=[3, 3, 2]), r"gate 1 \(node 5\): input a = 6, which is not earlier: forward reference"),
-    (dict(op=[1, 16], a=[2, 2], b=[3, 3]), r"gate 1: op 16 is not a gate number 0..15"),
-])
-def test_validate_names_the_first_bad_entry(arrays, message):
-    arrays = {k: np.array(v) for k, v in arrays.items()}
-    with pytest.raises(NetlistError, match=message):
-        Netlist(2, outputs=[2], **arrays)
-
-
-def test_validate_names_a_dangling_output():
-    with pytest.raises(NetlistError, match=r"output 1 = node 9, which does not exist \(nodes are 0..4\)"):
-        Netlist(2, op=np.array([1], np.uint8), a=[2], b=[3], outputs=[4, 9])
