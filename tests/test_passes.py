@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from lgn.compile import packed
 from lgn.compile.netlist import Netlist
 from lgn.compile.passes import PASSES, eliminate_dead, hash_structure, optimize, simplify
+from lgn.compile.report import describe
 from lgn.nn import gates
 
 ALL_PASSES = PASSES + (optimize,)
@@ -258,3 +259,32 @@ def test_optimize_trained_digits_model(digits_netlist):
     assert_simplified(out)
     assert_hashed(out)
     assert_no_dead(out)
+
+
+def test_describe_golden():
+    net = Netlist.from_text("inputs 2\ng4 = AND x0 x1\ng5 = AND x1 x0\ng6 = XOR g4 g5\ng7 = OR g6 x0\n"
+                            "outputs g7 g6 | x1 g4\n", meta={"dataset": "toy"})
+    assert describe(net) == """\
+inputs   2 input bits (no encoding: inputs are bits)
+outputs  2 classes x 2 output bits, tau 1 (1 outputs are constants or input bits)
+meta     {"dataset": "toy"}
+
+gates        as stored  after optimize
+AND                  2               1
+XOR                  1               0
+OR                   1               0
+depth                3               1
+total gates          4      1 (-75.0%)
+"""
+
+
+def test_describe_trained_model(digits_netlist):
+    net, _, _ = digits_netlist
+    small = optimize(net)
+    text = describe(net, small)
+    assert "192 input bits: thermometer encoding of 64 uint8 features, 3..3 bits per feature" in text
+    assert "10 classes x 60 output bits, tau 10" in text
+    total = text.splitlines()[-1].split()
+    assert total[:4] == ["total", "gates", str(net.num_gates), str(small.num_gates)]
+    for name, count in net.gate_counts().items():
+        assert any(line.split()[:2] == [name, str(count)] for line in text.splitlines())
