@@ -18,7 +18,7 @@ from lgn.nn import gates
 
 from .netlist import NODE_DTYPE, Netlist
 
-__all__ = ["PASSES", "optimize", "simplify", "hash_structure", "eliminate_dead"]
+__all__ = ["PASSES", "optimize", "simplify", "push_negations", "hash_structure", "eliminate_dead"]
 
 
 # --------------------------------------------------------------------------- gate algebra tables
@@ -138,6 +138,35 @@ def simplify(netlist: Netlist) -> Netlist:
     return _rebuild(netlist, keep, op, a, b, source)
 
 
+def push_negations(netlist: Netlist) -> Netlist:
+    """Fold every NOT gate into the gate it negates.
+
+    For ``n = NOT g`` where ``g`` is a gate that is not itself an output (outputs cannot absorb a
+    negation) and not a NOT: ``g`` switches to its complement (``AND -> NAND``), every gate that
+    reads ``g`` absorbs the negation (switches to the gate with that operand negated), and the
+    readers and outputs of ``n`` read ``g``. Applied to the result of :func:`simplify` (where no
+    gate reads a NOT), it leaves only NOT gates that read an input bit or an output node.
+    """
+    first = netlist.first_gate
+    op, a, b = netlist.op, netlist.a, netlist.b
+    operand = np.where(op == gates.NOT_B, b, a)
+    is_not = np.zeros(netlist.num_nodes, dtype=bool)
+    is_not[first:] = (op == gates.NOT_A) | (op == gates.NOT_B)
+    is_output = np.zeros(netlist.num_nodes, dtype=bool)
+    is_output[netlist.outputs] = True
+    folded = is_not[first:] & (operand >= first) & ~is_not[operand] & ~is_output[operand]
+    if not folded.any():
+        return netlist
+    negate = np.zeros(netlist.num_nodes, dtype=bool)  # gates that switch to their complement
+    negate[operand[folded]] = True
+    source = np.arange(netlist.num_nodes, dtype=NODE_DTYPE)
+    source[first + np.flatnonzero(folded)] = operand[folded]
+    new_op = np.where(negate[first:], op ^ 0xF, op)
+    new_op = np.where(negate[a], _NEGATE_A[new_op], new_op)
+    new_op = np.where(negate[b], _NEGATE_B[new_op], new_op)
+    return _rebuild(netlist, ~folded, new_op, source[a], source[b], source)
+
+
 def hash_structure(netlist: Netlist) -> Netlist:
     """Merge structurally identical gates (common-subexpression elimination).
 
@@ -177,7 +206,7 @@ def eliminate_dead(netlist: Netlist) -> Netlist:
 
 
 #: The passes :func:`optimize` runs, in order, until none changes the netlist.
-PASSES = (simplify, hash_structure, eliminate_dead)
+PASSES = (simplify, push_negations, hash_structure, eliminate_dead)
 
 
 def optimize(netlist: Netlist, passes=PASSES, max_rounds: int = 100) -> Netlist:

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from lgn.compile import packed
 from lgn.compile.netlist import Netlist
-from lgn.compile.passes import PASSES, eliminate_dead, hash_structure, optimize, simplify
+from lgn.compile.passes import PASSES, eliminate_dead, hash_structure, optimize, push_negations, simplify
 from lgn.compile.report import describe
 from lgn.nn import gates
 
@@ -84,6 +84,14 @@ def assert_simplified(net: Netlist) -> None:
     assert not np.isin(net.op, unary).any(), "a gate ignores an operand"
 
 
+def assert_negations_pushed(net: Netlist) -> None:
+    """Every NOT gate reads an input bit, a constant, a NOT gate or an output node."""
+    nots = np.isin(net.op, [gates.NOT_A, gates.NOT_B])
+    operand = np.where(net.op == gates.NOT_B, net.b, net.a)[nots]
+    foldable = set(gate_nodes(net)[~nots].tolist()) - set(net.outputs.tolist())
+    assert not foldable & set(operand.tolist()), "a NOT gate negates a foldable gate"
+
+
 def assert_hashed(net: Netlist) -> None:
     assert (net.a <= net.b).all()
     keys = set(zip(net.op.tolist(), net.a.tolist(), net.b.tolist()))
@@ -121,6 +129,12 @@ def test_simplify_removes_constants_negations_and_ignored_operands(net):
 
 @settings(max_examples=100, deadline=None)
 @given(net=netlists())
+def test_push_negations_leaves_no_foldable_not(net):
+    assert_negations_pushed(push_negations(simplify(net)))
+
+
+@settings(max_examples=100, deadline=None)
+@given(net=netlists())
 def test_hash_structure_leaves_no_duplicate_gate(net):
     assert_hashed(hash_structure(net))
 
@@ -136,6 +150,7 @@ def test_eliminate_dead_leaves_only_live_gates(net):
 def test_optimize_reaches_a_fixed_point_of_every_pass(net):
     out = optimize(net)
     assert_simplified(out)
+    assert_negations_pushed(out)
     assert_hashed(out)
     assert_no_dead(out)
     for run_pass in PASSES:
@@ -181,6 +196,26 @@ inputs 2
 g4 = NOT_A x0 x0
 g5 = NOT_A_AND_B x0 x1
 outputs g5 c0
+""")
+
+
+def test_push_negations_golden():
+    check(push_negations, """
+inputs 3
+g5 = AND x0 x1
+g6 = OR g5 x2
+g7 = NOT_A g5 g5
+g8 = NOT_B x1 g6
+g9 = NOT_A x2 x2
+g10 = XOR g7 g5
+outputs g8 g10 g9 g7
+""", """
+inputs 3
+g5 = NAND x0 x1
+g6 = A_AND_NOT_B g5 x2
+g7 = NOT_A x2 x2
+g8 = XNOR g5 g5
+outputs g6 g8 g7 g5
 """)
 
 
@@ -257,6 +292,7 @@ def test_optimize_trained_digits_model(digits_netlist):
     np.testing.assert_array_equal(packed.predict(out, bits), packed.predict(net, bits))
     assert out.num_gates < net.num_gates
     assert_simplified(out)
+    assert_negations_pushed(out)
     assert_hashed(out)
     assert_no_dead(out)
 
