@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 import zipfile
 import zlib
 from pathlib import Path
@@ -56,7 +56,9 @@ class NetlistFormatError(NetlistError):
 def _write_atomic(path, write) -> None:
     """Call ``write(file)`` on a temporary file next to ``path``, then rename it onto ``path``."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    # os.open with mode 0o666 honours the umask, as a plain open() of ``path`` would.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as file:
             write(file)
@@ -64,7 +66,7 @@ def _write_atomic(path, write) -> None:
             os.fsync(file.fileno())
         os.replace(tmp, path)
     except BaseException:
-        os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -221,8 +223,10 @@ def to_blif(netlist: Netlist, model: str = "lgn") -> str:
             for op in range(gates.NUM_GATES)}
     outputs = output_names(netlist)
     lines = [f"# {text}" for text in _comments(netlist)]
-    lines += [f".model {model}", ".inputs " + " ".join(f"x{i}" for i in range(netlist.num_inputs)),
-              ".outputs " + " ".join(outputs)]
+    lines.append(f".model {model}")
+    if netlist.num_inputs:
+        lines.append(".inputs " + " ".join(f"x{i}" for i in range(netlist.num_inputs)))
+    lines.append(".outputs " + " ".join(outputs))
     used = set(netlist.a.tolist()) | set(netlist.b.tolist()) | set(netlist.outputs.tolist())
     if 0 in used:
         lines.append(".names c0")

@@ -56,8 +56,8 @@ _IGNORES_B = np.array([t[0] == t[1] and t[2] == t[3] for t in map(_table, range(
 
 
 # ---------------------------------------------------------------------------- shared machinery
-def _levels(netlist: Netlist):
-    """Yield ``gate_indices`` of each logic level, shallowest first (ascending ids within one)."""
+def _levels(netlist: Netlist) -> list[np.ndarray]:
+    """Return the gate indices of each logic level, shallowest first (ascending within a level)."""
     if netlist.num_gates == 0:
         return []
     level = netlist.level

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import subprocess
 import zipfile
@@ -36,6 +37,13 @@ def test_save_load_roundtrip(tmp_path, rng, encoding):
     save(net, path)
     assert_same_netlist(load(path), net)
     assert [p.name for p in tmp_path.iterdir()] == ["model.npz"]  # no temporary file left
+    assert path.stat().st_mode & 0o777 == 0o666 & ~current_umask()
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def test_save_load_trained_model(tmp_path, digits_netlist):
@@ -159,7 +167,7 @@ def test_fuzz_damaged_files_load_or_raise_format_error(tmp_path, rng):
 
 
 # --------------------------------------------------------------- BLIF / AIGER through yosys
-def simulate_aag(text: str, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def simulate_aag(text: str, columns: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
     """Evaluate an ASCII AIGER file (no latches) on named input columns; outputs by symbol name."""
     lines = text.splitlines()
     kind, m, i, latches, o, a = lines[0].split()[:6]
@@ -174,7 +182,6 @@ def simulate_aag(text: str, columns: dict[str, np.ndarray]) -> dict[str, np.ndar
             break
         tag, name = line.split(maxsplit=1)
         names[tag] = name
-    n = len(next(iter(columns.values())))
     value = np.zeros((m + 1, n), dtype=bool)
     for k, lit in enumerate(inputs):
         value[lit // 2] = columns[names[f"i{k}"]]
@@ -209,7 +216,7 @@ def assert_yosys_computes_the_same(net: Netlist, bits: np.ndarray, workdir) -> N
     expected = packed.unpack(packed.evaluate(net, packed.pack(bits)), len(bits))  # (N, outputs)
     columns = {f"x{i}": bits[:, i] for i in range(net.num_inputs)}
     for name, text in yosys_reads_back(net, workdir).items():
-        got = simulate_aag(text, columns)
+        got = simulate_aag(text, columns, len(bits))
         assert list(got) == formats.output_names(net) or sorted(got) == sorted(formats.output_names(net))
         for k, out in enumerate(formats.output_names(net)):
             np.testing.assert_array_equal(got[out], expected[:, k], err_msg=f"{name}: output {out}")
@@ -230,6 +237,12 @@ def test_yosys_reads_blif_and_aiger_with_the_same_function(tmp_path, seed):
 
 
 @pytest.mark.tools
+def test_yosys_reads_netlist_without_inputs(tmp_path):
+    net = Netlist.from_text("inputs 0\ng2 = TRUE c0 c0\ng3 = XOR g2 c1\ng4 = NAND g3 g2\noutputs g2 g3 g4 c0\n")
+    assert_yosys_computes_the_same(net, np.zeros((1, 0), dtype=bool), tmp_path)
+
+
+@pytest.mark.tools
 def test_yosys_reads_trained_model(tmp_path, digits_netlist):
     net, x, _ = digits_netlist
     assert_yosys_computes_the_same(net, net.encoding.encode(x), tmp_path)
@@ -239,7 +252,7 @@ def test_aiger_ascii_matches_reference_without_yosys(rng):
     for _ in range(10):
         net = random_netlist(rng, num_inputs=6, num_gates=80)
         bits = rng.integers(0, 2, (300, 6)).astype(bool)
-        got = simulate_aag(formats.to_aiger(net, binary=False).decode(), {f"x{i}": bits[:, i] for i in range(6)})
+        got = simulate_aag(formats.to_aiger(net, binary=False).decode(), {f"x{i}": bits[:, i] for i in range(6)}, 300)
         expected = packed.unpack(packed.evaluate(net, packed.pack(bits)), len(bits))
         np.testing.assert_array_equal(np.stack(list(got.values()), axis=1), expected)
 
