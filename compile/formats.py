@@ -116,7 +116,8 @@ def load(path) -> Netlist:
             file.seek(0)
             with np.load(file, allow_pickle=False) as archive:
                 if "header" not in archive.files:
-                    raise fail(f"not an lgn model file (no 'header' entry; entries: {sorted(archive.files)[:8]})")
+                    entries = sorted(archive.files)[:8]
+                    raise fail(f"not an lgn model file (no 'header' entry; entries: {entries})")
                 header = _read_header(_array(archive, "header", fail), fail)
                 names = ["op", "a", "b", "outputs"]
                 if header["encoding"] is not None:
@@ -155,7 +156,8 @@ def _read_header(raw: np.ndarray, fail) -> dict:
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise fail(f"header: bad format version {version!r}")
     if version > FORMAT_VERSION:
-        raise fail(f"format version {version} is newer than this lgn reads ({FORMAT_VERSION}); upgrade lgn")
+        raise fail(f"format version {version} is newer than this lgn reads ({FORMAT_VERSION}); "
+                   "upgrade lgn")
     fields = {"num_inputs": int, "num_gates": int, "num_classes": int, "tau": (int, float),
               "meta": dict, "encoding": (dict, type(None))}
     for name, kind in fields.items():
@@ -307,7 +309,8 @@ def to_aiger(netlist: Netlist, binary: bool = True) -> bytes:
     literal, ands = _and_graph(netlist)
     num_inputs = netlist.num_inputs
     outputs = [literal[n] for n in netlist.outputs.tolist()]
-    header = f"{'aig' if binary else 'aag'} {num_inputs + len(ands)} {num_inputs} 0 {len(outputs)} {len(ands)}\n"
+    kind = "aig" if binary else "aag"
+    header = f"{kind} {num_inputs + len(ands)} {num_inputs} 0 {len(outputs)} {len(ands)}\n"
     parts = [header.encode("ascii")]
     if not binary:
         parts.append("".join(f"{2 * (i + 1)}\n" for i in range(num_inputs)).encode("ascii"))

@@ -32,7 +32,8 @@ def describe(netlist: Netlist, optimized: Netlist | None = None) -> str:
     direct = np.count_nonzero(netlist.outputs < netlist.first_gate)
     lines = [
         f"inputs   {inputs}",
-        f"outputs  {netlist.num_classes} classes x {netlist.outputs_per_class} output bits, tau {netlist.tau:g}"
+        f"outputs  {netlist.num_classes} classes x {netlist.outputs_per_class} output bits, "
+        f"tau {netlist.tau:g}"
         + (f" ({direct} outputs are constants or input bits)" if direct else ""),
         f"meta     {json.dumps(netlist.meta, sort_keys=True)}",
         "",
@@ -47,5 +48,6 @@ def describe(netlist: Netlist, optimized: Netlist | None = None) -> str:
     header = ("gates", "as stored", "after optimize")
     widths = [max(len(row[i]) for row in rows + [header]) for i in range(3)]
     for row in [header] + rows:
-        lines.append("  ".join([row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]))
+        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]
+        lines.append("  ".join(cells))
     return "\n".join(lines) + "\n"
