@@ -107,7 +107,13 @@ def load(path) -> Netlist:
 
     try:
         # Open the file here: numpy leaks its own handle when the zip directory is damaged.
-        with open(path, "rb") as file:
+        file = open(path, "rb")
+    except FileNotFoundError:
+        raise fail("no such file") from None
+    except OSError as exc:
+        raise fail(f"cannot read ({exc.strerror or exc})") from None
+    try:
+        with file:
             magic = file.read(6)
             if magic == b"\x93NUMPY":
                 raise fail("is a single .npy array, not an lgn model file (.npz)")
@@ -128,8 +134,6 @@ def load(path) -> Netlist:
                 arrays = {name: _array(archive, name, fail) for name in names}
     except NetlistFormatError:
         raise
-    except FileNotFoundError:
-        raise fail("no such file") from None
     except _READ_ERRORS as exc:
         detail = str(exc).splitlines()[0] if str(exc) else ""
         raise fail(f"corrupted or not an lgn model file ({type(exc).__name__}: {detail})") from None

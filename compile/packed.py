@@ -173,6 +173,8 @@ def _evaluate_numpy(plan: Schedule, first: int, words: np.ndarray, buffers=None)
     Each step gathers its operand rows into scratch (``np.take(..., out=)``) and writes its
     result straight into its own contiguous block of rows: no temporaries, no scatter.
     """
+    if len(plan.spans) != len(plan.steps):
+        raise ValueError("this Schedule has no row layout: build it with packed.schedule(netlist)")
     values, scratch = buffers or _buffers(plan, words.shape[1])
     values[0], values[1] = 0, ~np.uint64(0)
     values[2:first] = words

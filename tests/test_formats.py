@@ -118,6 +118,8 @@ def test_load_rejects_npy_and_missing_files(tmp_path):
         load(tmp_path / "x.npy")
     with pytest.raises(NetlistFormatError, match=r"nope\.npz: no such file"):
         load(tmp_path / "nope.npz")
+    with pytest.raises(NetlistFormatError, match=r": cannot read \(Is a directory\)"):
+        load(tmp_path)
     assert issubclass(NetlistFormatError, NetlistError) and issubclass(NetlistFormatError, ValueError)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -60,3 +61,10 @@ def test_schedule_is_cached_per_netlist_and_groups_by_level_then_op(rng):
 def test_pack_accepts_0_1_integers(rng):
     bits = rng.integers(0, 2, (100, 5))
     np.testing.assert_array_equal(packed.pack(bits), packed.pack(bits.astype(bool)))
+
+
+def test_evaluate_rejects_a_schedule_without_row_layout(rng):
+    net = random_netlist(rng, num_gates=20)
+    bare = packed.Schedule(packed.schedule(net).steps)
+    with pytest.raises(ValueError, match="no row layout"):
+        packed.evaluate(net, packed.pack(np.zeros((3, net.num_inputs), bool)), plan=bare)
