@@ -7,7 +7,9 @@ wire node, so a gate that becomes a wire is removed and its readers (and outputs
 instead; outputs may therefore end up on input bits or constants.
 
 The passes sweep the gates level by level (all gates of one logic level at once, as numpy array
-operations), so their cost grows with the number of gates, not with Python-level work per gate.
+operations): the cost is array work proportional to the gates plus roughly 0.1 ms of Python per
+logic level. A 784 -> 8 x 50,000-gate network optimizes in well under a second; only a netlist
+that is one very long chain (hundreds of thousands of levels) would take a minute.
 """
 
 from __future__ import annotations
