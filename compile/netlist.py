@@ -171,7 +171,7 @@ class Netlist:
             return _frozen(raw.reshape(raw.shape), np.uint8)
         bad = np.flatnonzero(~np.isin(raw.ravel(), np.arange(NUM_GATES)))
         if bad.size:
-            raise NetlistError(f"gate {int(bad[0])}: op {raw.ravel()[bad[0]]!r} is not a gate number 0..15")
+            raise NetlistError(f"gate {int(bad[0])}: op {raw.ravel()[bad[0]].item()!r} is not a gate number 0..15")
         return _frozen(raw, np.uint8)
 
     # ------------------------------------------------------------------ shape

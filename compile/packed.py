@@ -8,7 +8,8 @@ numpy arrays (CPU) and on torch int64 tensors (CPU or CUDA).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import weakref
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -43,24 +44,72 @@ _OPS = {
 }
 
 
-@dataclass(frozen=True)
+# The numpy kernels: (negate a, negate b, combine, negate result) for gates of two operands,
+# (operand, negate) for gates of one, a fill value for the constants.
+_BINARY = {
+    gates.AND: (False, False, np.bitwise_and, False),
+    gates.A_AND_NOT_B: (False, True, np.bitwise_and, False),
+    gates.NOT_A_AND_B: (True, False, np.bitwise_and, False),
+    gates.XOR: (False, False, np.bitwise_xor, False),
+    gates.OR: (False, False, np.bitwise_or, False),
+    gates.NOR: (False, False, np.bitwise_or, True),
+    gates.XNOR: (False, False, np.bitwise_xor, True),
+    gates.B_IMPLIES_A: (False, True, np.bitwise_or, False),
+    gates.A_IMPLIES_B: (True, False, np.bitwise_or, False),
+    gates.NAND: (False, False, np.bitwise_and, True),
+}
+_UNARY = {gates.A: (0, False), gates.NOT_A: (0, True), gates.B: (1, False), gates.NOT_B: (1, True)}
+_FILL = {gates.FALSE: np.uint64(0), gates.TRUE: ~np.uint64(0)}
+
+
+@dataclass(frozen=True, eq=False)
 class Schedule:
-    """Gates grouped by (level, op): ``steps[i] = (op, node_ids, a_ids, b_ids)``."""
+    """Gates grouped by (level, op): ``steps[i] = (op, node_ids, a_ids, b_ids)``.
+
+    The numpy evaluator keeps node values in a buffer whose rows hold the constants, the inputs,
+    then the gates step after step, so step ``i`` writes the rows ``spans[i][0]:spans[i][1]`` and
+    reads the rows ``operand_rows[i]`` (``a``, ``b``); ``row[node]`` is the row of a node id.
+    """
 
     steps: tuple
+    row: np.ndarray = field(default_factory=lambda: np.zeros(0, np.intp))
+    spans: tuple = ()
+    operand_rows: tuple = ()
+
+    @property
+    def widest_step(self) -> int:
+        return max((stop - start for start, stop in self.spans), default=0)
+
+
+# Netlists are immutable, so a schedule computed once serves every later run on the same object.
+_SCHEDULES: "weakref.WeakKeyDictionary[Netlist, Schedule]" = weakref.WeakKeyDictionary()
 
 
 def schedule(netlist: Netlist) -> Schedule:
-    """Group the gates of ``netlist`` by level, then op, for vectorised evaluation."""
+    """Group the gates of ``netlist`` by level, then op, for vectorised evaluation (cached)."""
+    plan = _SCHEDULES.get(netlist)
+    if plan is None:
+        plan = _SCHEDULES[netlist] = _make_schedule(netlist)
+    return plan
+
+
+def _make_schedule(netlist: Netlist) -> Schedule:
+    first = netlist.first_gate
+    row = np.arange(netlist.num_nodes, dtype=np.intp)
     if netlist.num_gates == 0:
-        return Schedule(())
+        return Schedule((), row)
     key = netlist.level.astype(np.int64) * 16 + netlist.op
     order = np.argsort(key, kind="stable")
+    row[first + order] = np.arange(first, netlist.num_nodes)
     bounds = np.flatnonzero(np.diff(key[order])) + 1
-    steps = []
-    for chunk in np.split(order, bounds):
-        steps.append((int(netlist.op[chunk[0]]), netlist.first_gate + chunk, netlist.a[chunk], netlist.b[chunk]))
-    return Schedule(tuple(steps))
+    steps, spans, operand_rows = [], [], []
+    for start, stop in zip(np.r_[0, bounds], np.r_[bounds, netlist.num_gates]):
+        chunk = order[start:stop]
+        a, b = netlist.a[chunk], netlist.b[chunk]
+        steps.append((int(netlist.op[chunk[0]]), first + chunk, a, b))
+        spans.append((first + int(start), first + int(stop)))
+        operand_rows.append((row[a], row[b]))
+    return Schedule(tuple(steps), row, tuple(spans), tuple(operand_rows))
 
 
 def pack(bits) -> np.ndarray:
@@ -71,7 +120,7 @@ def pack(bits) -> np.ndarray:
     n, width = bits.shape
     words = -(-n // WORD_BITS)
     padded = np.zeros((width, words * WORD_BITS), dtype=np.uint8)
-    padded[:, :n] = bits.T != 0
+    padded[:, :n] = bits.T if bits.dtype == bool else bits.T != 0
     return np.packbits(padded, axis=1, bitorder="little").view("<u8").astype(np.uint64, copy=False)
 
 
@@ -98,22 +147,60 @@ def evaluate(netlist: Netlist, words, nodes=None, plan: Schedule | None = None):
     torch = _xp(words)
     nodes = netlist.outputs if nodes is None else np.asarray(nodes)
     plan = plan or schedule(netlist)
-    width = words.shape[1]
     if words.shape[0] != netlist.num_inputs:
         raise ValueError(f"expected {netlist.num_inputs} input rows, got {words.shape[0]}")
     if torch is None:
-        values = np.empty((netlist.num_nodes, width), dtype=np.uint64)
-        values[1] = ~np.uint64(0)
-        out = lambda v: v  # noqa: E731
-    else:
-        values = torch.empty((netlist.num_nodes, width), dtype=torch.int64, device=words.device)
-        values[1] = -1
-        out = lambda v: torch.tensor(v, device=words.device)  # noqa: E731
-    values[0] = 0
+        values = _evaluate_numpy(plan, netlist.first_gate, np.asarray(words, dtype=np.uint64))
+        return values[plan.row[nodes]]
+    values = torch.empty((netlist.num_nodes, words.shape[1]), dtype=torch.int64, device=words.device)
+    values[0], values[1] = 0, -1
     values[2 : netlist.first_gate] = words
+    index = lambda v: torch.tensor(v, device=words.device)  # noqa: E731
     for op, ids, a, b in plan.steps:
-        values[out(ids)] = _OPS[op](values[out(a)], values[out(b)])
-    return values[out(nodes)]
+        values[index(ids)] = _OPS[op](values[index(a)], values[index(b)])
+    return values[index(nodes)]
+
+
+def _buffers(plan: Schedule, width: int):
+    """Node values ``(rows, width)`` and operand scratch ``(2, widest step, width)`` for a plan."""
+    return (np.empty((plan.row.shape[0], width), dtype=np.uint64),
+            np.empty((2, plan.widest_step, width), dtype=np.uint64))
+
+
+def _evaluate_numpy(plan: Schedule, first: int, words: np.ndarray, buffers=None) -> np.ndarray:
+    """Run ``plan`` on packed ``words``; return the node values in the plan's row order.
+
+    Each step gathers its operand rows into scratch (``np.take(..., out=)``) and writes its
+    result straight into its own contiguous block of rows: no temporaries, no scatter.
+    """
+    if len(plan.spans) != len(plan.steps):
+        raise ValueError("this Schedule has no row layout: build it with packed.schedule(netlist)")
+    values, scratch = buffers or _buffers(plan, words.shape[1])
+    values[0], values[1] = 0, ~np.uint64(0)
+    values[2:first] = words
+    for (op, *_), (start, stop), (a_rows, b_rows) in zip(plan.steps, plan.spans, plan.operand_rows):
+        out, n = values[start:stop], stop - start
+        if op in _BINARY:
+            negate_a, negate_b, combine, negate_out = _BINARY[op]
+            x = np.take(values, a_rows, axis=0, out=scratch[0, :n], mode="clip")
+            y = np.take(values, b_rows, axis=0, out=scratch[1, :n], mode="clip")
+            if negate_a:
+                np.invert(x, out=x)
+            if negate_b:
+                np.invert(y, out=y)
+            combine(x, y, out=out)
+            if negate_out:
+                np.invert(out, out=out)
+        elif op in _UNARY:
+            operand, negate = _UNARY[op]
+            x = np.take(values, (a_rows, b_rows)[operand], axis=0, out=scratch[0, :n], mode="clip")
+            if negate:
+                np.invert(x, out=out)
+            else:
+                np.copyto(out, x)
+        else:
+            out.fill(_FILL[op])
+    return values
 
 
 def _add_planes(x, y, xp_zero):
@@ -175,10 +262,16 @@ def run(netlist: Netlist, bits):
     else:
         words = _pack_torch(bits, torch)
     plan = schedule(netlist)
-    chunks = []
+    output_rows = plan.row[netlist.outputs]
+    chunks, buffers = [], None
     for start in range(0, max(words.shape[1], 1), CHUNK_WORDS):
         part = words[:, start : start + CHUNK_WORDS]
-        outs = evaluate(netlist, part, plan=plan)
+        if torch is None:
+            if buffers is None or buffers[0].shape[1] != part.shape[1]:
+                buffers = _buffers(plan, part.shape[1])
+            outs = _evaluate_numpy(plan, netlist.first_gate, part, buffers)[output_rows]
+        else:
+            outs = evaluate(netlist, part, plan=plan)
         groups = outs.reshape(netlist.num_classes, netlist.outputs_per_class, part.shape[1])
         chunks.append(_count(groups, min(n - start * WORD_BITS, part.shape[1] * WORD_BITS), torch))
     if torch is None:
