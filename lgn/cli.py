@@ -130,7 +130,7 @@ def train(dataset, data_dir, no_download, mirror, out, resume, progress, device,
 
 
 # --------------------------------------------------------------------------- eval
-BACKENDS = ("torch", "packed")
+BACKENDS = ("torch", "packed", "c")
 
 
 @main.command("eval")
@@ -138,7 +138,8 @@ BACKENDS = ("torch", "packed")
 @click.option("--dataset", default=None, help="Dataset to evaluate on [the one the model was trained on].")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Where dataset files are.")
 @click.option("--backend", type=click.Choice(BACKENDS), default="torch", show_default=True,
-              help="torch: the discretized PyTorch model; packed: the bit-parallel executor.")
+              help="torch: the discretized PyTorch model; packed: the bit-parallel executor; "
+                   "c: the generated C, compiled here.")
 @_friendly
 def eval_(model, dataset, data_dir, backend):
     """Print the discretized test accuracy of MODEL (a checkpoint or a netlist file)."""
@@ -148,6 +149,131 @@ def eval_(model, dataset, data_dir, backend):
     predictions = loaded.predict(backend)
     accuracy = float((predictions == loaded.data.y_test).mean())
     click.echo(f"{loaded.data.name} test accuracy ({backend}): {accuracy:.2%} on {len(predictions)} samples")
+
+
+# --------------------------------------------------------------------------- export
+def _export_packed(netlist, out, options):
+    from lgn.compile import formats
+
+    formats.save(netlist, out)
+    return [out]
+
+
+def _export_netlist_text(netlist, out, options):
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(netlist.to_text())
+    return [out]
+
+
+def _export_blif(netlist, out, options):
+    from lgn.compile import formats
+
+    formats.write_blif(netlist, out, model=options["name"])
+    return [out]
+
+
+def _export_aiger(netlist, out, options):
+    from lgn.compile import formats
+
+    formats.write_aiger(netlist, out)
+    return [out]
+
+
+def _export_c(netlist, out, options):
+    from lgn.compile import c
+
+    return c.export(netlist, out, name=options["name"], word_bits=options["word_bits"], style=options["style"])
+
+
+def _export_verilog(netlist, out, options):
+    from lgn import hdl
+
+    return hdl.export(netlist, out, name=options["name"], pipeline=options["pipeline"],
+                      features=options["vectors"])
+
+
+#: ``lgn export --target`` names, their writer, and whether ``-o`` names a directory.
+TARGETS = {
+    "packed": (_export_packed, False),
+    "netlist": (_export_netlist_text, False),
+    "blif": (_export_blif, False),
+    "aiger": (_export_aiger, False),
+    "c": (_export_c, True),
+    "verilog": (_export_verilog, True),
+}
+
+
+def _load_netlist(model, optimized: bool):
+    from lgn.compile.passes import optimize
+    from lgn.io import load_model_file
+
+    file = load_model_file(model)
+    return file, (optimize(file.netlist) if optimized else file.netlist)
+
+
+@main.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--target", "-t", type=click.Choice(list(TARGETS)), required=True,
+              help="packed: .npz netlist file for the packed executor (lgn eval FILE --backend packed); "
+                   "netlist: the readable text form; blif / aiger (.aag ASCII, else binary): for ABC/yosys; "
+                   "c: NAME.h + NAME.c; verilog: NAME.v, NAME_tb.v and a report.")
+@click.option("--out", "-o", type=click.Path(), required=True,
+              help="Output file, or directory for the c and verilog targets.")
+@click.option("--name", default="model", show_default=True,
+              help="C symbol prefix / Verilog module name (sanitised; keywords are avoided).")
+@click.option("--optimize/--no-optimize", default=True, show_default=True,
+              help="Run the optimization passes (constant folding, CSE, dead gates, ...) first.")
+@click.option("--word-bits", type=click.Choice(["8", "16", "32", "64", "128", "256", "512"]), default="64",
+              show_default=True, help="c: samples per machine word (128+ use vector extensions).")
+@click.option("--style", type=click.Choice(["levelized", "unrolled", "table"]), default="levelized",
+              show_default=True, help="c: levelized loops over op-grouped index arrays (fast to compile "
+                                      "and run), unrolled straight-line code, or a compact gate table.")
+@click.option("--pipeline", type=int, default=0, show_default=True,
+              help="verilog: logic levels between pipeline registers (0: combinational).")
+@click.option("--vectors", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="verilog: testbench vectors, from the model's test set when it can be loaded.")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              help="verilog: where the model's dataset is, for test vectors.")
+@_friendly
+def export(model, target, out, name, optimize, word_bits, style, pipeline, vectors, data_dir):
+    """Compile MODEL (a checkpoint or a netlist file) to TARGET."""
+    if pipeline < 0:
+        raise ValueError(f"--pipeline must be >= 0, got {pipeline}")
+    file, netlist = _load_netlist(model, optimize)
+    writer, is_dir = TARGETS[target]
+    out = Path(out)
+    if not is_dir and out.is_dir():
+        raise ValueError(f"--out {out} is a directory; the {target} target writes a file")
+    options = {"name": name, "word_bits": int(word_bits), "style": style, "pipeline": pipeline,
+               "vectors": _test_vectors(file, vectors, data_dir) if target == "verilog" else None}
+    paths = writer(netlist, out, options)
+    click.echo(f"{target}: {netlist.num_gates} gates, depth {netlist.depth} -> " + ", ".join(map(str, paths)))
+
+
+def _test_vectors(file, count, data_dir):
+    """The first ``count`` test samples of the model's dataset, or None (random vectors)."""
+    from lgn import data as datasets
+
+    if not file.dataset or file.netlist.encoding is None:
+        return None
+    try:
+        data = datasets.load(file.dataset, data_dir or file.data_dir, download=False)
+    except datasets.DatasetError as exc:
+        click.echo(f"note: testbench uses random vectors ({exc})", err=True)
+        return None
+    return data.x_test[:count]
+
+
+# --------------------------------------------------------------------------- info
+@main.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@_friendly
+def info(model):
+    """Describe MODEL: inputs, gates per op, depth, outputs per class, before and after optimization."""
+    from lgn.compile.report import describe
+    from lgn.io import load_model_file
+
+    click.echo(describe(load_model_file(model).netlist), nl=False)
 
 
 # --------------------------------------------------------------------------- check

@@ -125,3 +125,35 @@ def test_torchrun_two_cpu_processes_match_single_process(tmp_path):
     a, b = load_checkpoint(single)["model"], load_checkpoint(ddp)["model"]
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-4, msg=key)
+
+
+def test_info_and_software_exports(trained, tmp_path):
+    from lgn.compile import formats
+
+    out, _ = trained
+    info = run("info", out)
+    assert info.exit_code == 0 and "total gates" in info.output and "after optimize" in info.output
+    for target, name in [("packed", "m.npz"), ("netlist", "m.txt"), ("blif", "m.blif"), ("aiger", "m.aig")]:
+        result = run("export", out, "--target", target, "-o", tmp_path / name)
+        assert result.exit_code == 0, result.output
+        assert (tmp_path / name).stat().st_size > 0
+    netlist = formats.load(tmp_path / "m.npz")
+    assert netlist.meta["dataset"] == "digits"
+    reference = run("eval", out, "--backend", "packed").output.split(": ")[1]
+    assert run("eval", tmp_path / "m.npz", "--backend", "packed").output.split(": ")[1] == reference
+    unoptimized = run("export", out, "--target", "packed", "--no-optimize", "-o", tmp_path / "raw.npz")
+    assert unoptimized.exit_code == 0
+    assert formats.load(tmp_path / "raw.npz").num_gates > netlist.num_gates
+
+
+@pytest.mark.parametrize("args, message", [
+    (["export", "MODEL", "--target", "nope", "-o", "x"], "Invalid value for '--target'"),
+    (["export", "MODEL", "--target", "verilog", "-o", "x", "--pipeline", "-1"], "--pipeline must be >= 0"),
+    (["export", "/etc/hostname", "--target", "packed", "-o", "x"], "/etc/hostname"),
+    (["info", "/no/model.npz"], "does not exist"),
+])
+def test_export_bad_input(trained, tmp_path, args, message):
+    args = [str(trained[0]) if a == "MODEL" else a for a in args]
+    result = run(*args)
+    assert result.exit_code != 0 and message in result.output, result.output
+    assert "Traceback" not in result.output
