@@ -82,6 +82,9 @@ def _dataset_names() -> str:
               help="How gates pick their two inputs [random].")
 @click.option("--init", type=click.Choice(["random", "residual"]), default=None,
               help="Gate initialisation; residual favours pass-through gates (deep nets) [dataset preset].")
+@click.option("--parametrization", type=click.Choice(["gates", "table"]), default=None,
+              help="gates: softmax over the 16 gates (the paper); table: one logit per truth-table "
+                   "entry (light DLGN; fewer steps to converge) [dataset preset].")
 @click.option("--encoder-bits", type=click.IntRange(min=1), default=None,
               help="Thermometer thresholds per feature [dataset default].")
 @click.option("--encoder-method", type=click.Choice(["uniform", "quantile"]), default=None,

@@ -7,7 +7,8 @@ import torch
 from . import gates
 
 __all__ = [
-    "gate_coefficients", "hard_gate_coefficients", "logic_layer", "logic_layer_reference",
+    "gate_coefficients", "hard_gate_coefficients", "table_coefficients", "hard_table_coefficients",
+    "table_gate_ops", "logic_layer", "logic_layer_reference",
     "group_sum", "thermometer",
 ]
 
@@ -23,6 +24,32 @@ def gate_coefficients(weights: torch.Tensor) -> torch.Tensor:
 def hard_gate_coefficients(weights: torch.Tensor) -> torch.Tensor:
     """Return the coefficients of the most likely gate of each neuron (the discretized layer)."""
     return _COEFFICIENTS.to(weights)[weights.argmax(dim=-1)]
+
+
+def _bilinear(table: torch.Tensor) -> torch.Tensor:
+    """Coefficients over ``{1, a, b, ab}`` of the table ``(..., 4)`` of g(0,0), g(0,1), g(1,0), g(1,1)."""
+    t00, t01, t10, t11 = table.unbind(-1)
+    return torch.stack([t00, t10 - t00, t01 - t00, t11 - t10 - t01 + t00], dim=-1)
+
+
+def table_coefficients(weights: torch.Tensor) -> torch.Tensor:
+    """Coefficients of gates parametrized by their truth table: ``g(a,b) = sigmoid(weights[2a+b])``.
+
+    ``weights`` is ``(out, 4)``: one logit per input pattern instead of one per gate (the
+    truth-table parametrization of light DLGNs), which trains in far fewer steps.
+    """
+    return _bilinear(torch.sigmoid(weights))
+
+
+def hard_table_coefficients(weights: torch.Tensor) -> torch.Tensor:
+    """Coefficients of the discretized truth-table gates (each entry 1 where its logit is > 0)."""
+    return _bilinear((weights > 0).to(weights.dtype))
+
+
+def table_gate_ops(weights: torch.Tensor) -> torch.Tensor:
+    """Gate number of each discretized truth-table gate: bit ``3 - (2a+b)`` holds g(a, b)."""
+    bits = (weights > 0).long()
+    return (bits * torch.tensor([8, 4, 2, 1], device=weights.device)).sum(-1)
 
 
 class _LogicLayer(torch.autograd.Function):

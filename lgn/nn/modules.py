@@ -11,10 +11,11 @@ from torch import nn
 from . import functional as F
 from . import gates
 
-__all__ = ["LogicLayer", "GroupSum", "Thermometer", "LogicNet", "CONNECTIONS", "INITS"]
+__all__ = ["LogicLayer", "GroupSum", "Thermometer", "LogicNet", "CONNECTIONS", "INITS", "PARAMETRIZATIONS"]
 
 CONNECTIONS = ("random", "unique")
 INITS = ("random", "residual")
+PARAMETRIZATIONS = ("gates", "table")
 #: Logit given to the pass-through gate A by ``init='residual'`` (others start at 0).
 RESIDUAL_LOGIT = 5.0
 
@@ -61,6 +62,9 @@ class LogicLayer(nn.Module):
             inputs per gate, no repeated pairs when avoidable).
         init: ``'random'`` (gate logits ~ N(0, 1)) or ``'residual'`` (pass-through gate ``A``
             favoured, which trains deep networks far better).
+        parametrization: ``'gates'`` (the paper's softmax over the 16 gates, ``weights`` of shape
+            ``(out_dim, 16)``) or ``'table'`` (one logit per truth-table entry, ``(out_dim, 4)``:
+            ``g(a, b) = sigmoid(w[2a+b])``, as in light DLGNs; converges in fewer steps).
         generator: random source for connections and weights.
 
     Shape:
@@ -74,18 +78,26 @@ class LogicLayer(nn.Module):
     """
 
     def __init__(self, in_dim: int, out_dim: int, connections: str = "random", init: str = "random",
-                 generator: torch.Generator | None = None):
+                 parametrization: str = "gates", generator: torch.Generator | None = None):
         super().__init__()
         if in_dim < 1 or out_dim < 1:
             raise ValueError(f"LogicLayer needs in_dim >= 1 and out_dim >= 1, got {in_dim}, {out_dim}")
         if init not in INITS:
             raise ValueError(f"unknown init {init!r}, expected one of {INITS}")
+        if parametrization not in PARAMETRIZATIONS:
+            raise ValueError(f"unknown parametrization {parametrization!r}, expected one of {PARAMETRIZATIONS}")
         generator = generator or torch.default_generator
         self.in_dim, self.out_dim, self.connections, self.init = in_dim, out_dim, connections, init
+        self.parametrization = parametrization
         idx_a, idx_b = _connections(in_dim, out_dim, connections, generator)
         self.register_buffer("idx_a", idx_a)
         self.register_buffer("idx_b", idx_b)
-        if init == "random":
+        if parametrization == "table":
+            if init == "random":
+                weights = torch.randn(out_dim, 4, generator=generator)
+            else:  # g(a, b) = a: the table (0, 0, 1, 1)
+                weights = torch.tensor([-1.0, -1.0, 1.0, 1.0]).repeat(out_dim, 1) * RESIDUAL_LOGIT / 2
+        elif init == "random":
             weights = torch.randn(out_dim, gates.NUM_GATES, generator=generator)
         else:
             weights = torch.zeros(out_dim, gates.NUM_GATES)
@@ -95,17 +107,23 @@ class LogicLayer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.in_dim:
             raise ValueError(f"LogicLayer expected {self.in_dim} input features, got shape {tuple(x.shape)}")
+        table = self.parametrization == "table"
         if self.training:
-            return F.logic_layer(x, self.idx_a, self.idx_b, F.gate_coefficients(self.weights))
+            coef = F.table_coefficients(self.weights) if table else F.gate_coefficients(self.weights)
+            return F.logic_layer(x, self.idx_a, self.idx_b, coef)
         x = (x > 0.5).to(self.weights.dtype)
-        return F.logic_layer(x, self.idx_a, self.idx_b, F.hard_gate_coefficients(self.weights))
+        coef = F.hard_table_coefficients(self.weights) if table else F.hard_gate_coefficients(self.weights)
+        return F.logic_layer(x, self.idx_a, self.idx_b, coef)
 
     def gate_ops(self) -> torch.Tensor:
         """The discretized gate of each neuron (0..15)."""
+        if self.parametrization == "table":
+            return F.table_gate_ops(self.weights)
         return self.weights.argmax(dim=-1)
 
     def extra_repr(self) -> str:
-        return f"{self.in_dim}, {self.out_dim}, connections={self.connections!r}, init={self.init!r}"
+        return (f"{self.in_dim}, {self.out_dim}, connections={self.connections!r}, init={self.init!r}, "
+                f"parametrization={self.parametrization!r}")
 
 
 class GroupSum(nn.Module):
@@ -186,7 +204,7 @@ class LogicNet(nn.Module):
         layers: number of logic layers.
         width: gates per layer.
         tau: GroupSum temperature.
-        connections, init: passed to every :class:`LogicLayer`.
+        connections, init, parametrization: passed to every :class:`LogicLayer`.
         seed: seeds connections and initial weights.
         feature_dtype: the raw features' type (e.g. ``'uint8'`` pixels), for compiled back ends.
 
@@ -197,7 +215,7 @@ class LogicNet(nn.Module):
 
     def __init__(self, encoder: Thermometer, num_classes: int, layers: int = 4, width: int = 8000,
                  tau: float | None = None, connections: str = "random", init: str = "random", seed: int = 0,
-                 feature_dtype: str = "float32"):
+                 feature_dtype: str = "float32", parametrization: str = "gates"):
         super().__init__()
         if layers < 1:
             raise ValueError(f"layers must be >= 1, got {layers}")
@@ -207,7 +225,8 @@ class LogicNet(nn.Module):
         self.encoder = encoder
         dims = [encoder.num_features * encoder.num_bits] + [width] * layers
         self.layers = nn.ModuleList(
-            LogicLayer(i, o, connections=connections, init=init, generator=generator)
+            LogicLayer(i, o, connections=connections, init=init, parametrization=parametrization,
+                       generator=generator)
             for i, o in zip(dims[:-1], dims[1:])
         )
         self.tau = float(tau) if tau is not None else default_tau(width, num_classes)

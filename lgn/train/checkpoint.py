@@ -16,7 +16,10 @@ __all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "build_model
 FORMAT = "lgn-checkpoint"
 VERSION = 1
 #: Config keys that define the model's architecture (the rest are training settings).
-MODEL_KEYS = ("num_classes", "layers", "width", "tau", "connections", "init", "seed", "feature_dtype")
+MODEL_KEYS = ("num_classes", "layers", "width", "tau", "connections", "init", "seed", "feature_dtype",
+              "parametrization")
+#: Defaults for model keys that older checkpoints may lack.
+MODEL_DEFAULTS = {"parametrization": "gates"}
 
 
 class CheckpointError(ValueError):
@@ -88,7 +91,7 @@ def build_model(config: dict, encoder: Thermometer) -> LogicNet:
 def load_model(path: str | os.PathLike, state: dict | None = None) -> tuple[LogicNet, dict]:
     """Return ``(model in eval mode, config)`` from a checkpoint, checking weights against config."""
     state = state if state is not None else load_checkpoint(path)
-    config, weights = state["config"], state["model"]
+    config, weights = {**MODEL_DEFAULTS, **state["config"]}, state["model"]
     missing = [k for k in MODEL_KEYS if k not in config]
     if missing:
         raise CheckpointError(f"{path}: config lacks {', '.join(missing)}")

@@ -52,6 +52,7 @@ class TrainConfig:
     seed: int = 0
     connections: str = "random"
     init: str = "random"
+    parametrization: str = "gates"  # 'gates' (softmax over 16) or 'table' (4 truth-table logits)
     encoder_bits: int | None = None  # thermometer thresholds per feature (dataset default if None)
     encoder_method: str | None = None  # 'uniform' or 'quantile' (dataset default if None)
     data_dir: str | None = None
