@@ -120,3 +120,38 @@ def test_training_reduces_loss_on_a_learnable_function():
         opt.step()
     accuracy = (net.eval()(x).argmax(1) == y).float().mean()
     assert accuracy > 0.95
+
+
+def test_table_parametrization_discretizes_to_its_truth_table():
+    torch.manual_seed(3)
+    layer = LogicLayer(10, 64, parametrization="table")
+    assert layer.weights.shape == (64, 4)
+    layer.eval()
+    x = (torch.rand(40, 10) > 0.5).float()
+    y = layer(x)
+    ops = layer.gate_ops()
+    for j in range(64):
+        table = (layer.weights[j] > 0).long().tolist()
+        assert gates.TRUTH_TABLE[int(ops[j])].tolist() == table
+        a, b = x[:, layer.idx_a[j]].long(), x[:, layer.idx_b[j]].long()
+        want = torch.tensor([gates.gate_value(int(ops[j]), int(p), int(q)) for p, q in zip(a, b)])
+        assert torch.equal(y[:, j].long(), want)
+
+
+def test_table_parametrization_relaxation_and_gradcheck():
+    torch.manual_seed(4)
+    layer = LogicLayer(6, 9, parametrization="table").double()
+    x = torch.rand(3, 6, dtype=torch.float64, requires_grad=True)
+    # the relaxation interpolates the sigmoid table bilinearly
+    t = torch.sigmoid(layer.weights)
+    a, b = x[:, layer.idx_a], x[:, layer.idx_b]
+    want = (1 - a) * (1 - b) * t[:, 0] + (1 - a) * b * t[:, 1] + a * (1 - b) * t[:, 2] + a * b * t[:, 3]
+    torch.testing.assert_close(layer(x), want)
+    w = layer.weights.detach().clone().requires_grad_()
+    fn = lambda x, w: F.logic_layer(x, layer.idx_a, layer.idx_b, F.table_coefficients(w))  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (x, w))
+    residual = LogicLayer(12, 12, init="residual", parametrization="table").eval()
+    bits = (torch.rand(5, 12) > 0.5).float()
+    assert torch.equal(residual(bits), bits[:, residual.idx_a])
+    with pytest.raises(ValueError, match="unknown parametrization"):
+        LogicLayer(4, 4, parametrization="nope")
