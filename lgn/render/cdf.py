@@ -7,6 +7,7 @@ singular derivative (the edge of a bounded support, ``x = 0`` of one-sided laws)
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -160,6 +161,7 @@ def cdf(x: torch.Tensor, name: str = "logistic", param: float | None = None) -> 
     return _SmoothStep.apply(x, law, None if param is None else float(param))
 
 
+@functools.lru_cache(maxsize=256)
 def cdf_cutoff(name: str, param: float | None = None, eps: float = 1e-4) -> float:
     """Return the smallest standardised ``x`` where coverage is kept (``F(x) >= eps``).
 
