@@ -60,7 +60,8 @@ def main() -> None:
     configs = [
         ("silhouette, logistic + probabilistic", base, None),
         ("shaded RGB, logistic + probabilistic", base, Lambert()),
-        ("silhouette, uniform + max", dataclasses.replace(base, cdf="uniform", tau=0.03, tconorm="max"), None),
+        ("silhouette, uniform + max",
+         dataclasses.replace(base, cdf="uniform", tau=0.03, tconorm="max"), None),
         ("silhouette, gaussian + yager(2), top-16", dataclasses.replace(
             base, cdf="gaussian", tau=0.01, tconorm="yager", tconorm_param=2.0), None),
     ]

@@ -89,7 +89,8 @@ def main() -> None:
             with torch.no_grad():
                 train = hard_iou(silhouettes(mesh, cameras, size), goal).mean()
                 held = hard_iou(silhouettes(mesh, held_out, size), goal_held).mean()
-                print(f"{step:5d} {float(1 - soft_iou.mean()):13.4f} {float(train):9.3f} {float(held):12.3f}")
+                print(f"{step:5d} {float(1 - soft_iou.mean()):13.4f} {float(train):9.3f} "
+                      f"{float(held):12.3f}")
                 shaded = render_mesh(mesh, Camera(
                     held_out.rotation[:3], held_out.position[:3]), settings, light=Lambert())
                 frames.append([alpha[i].detach() * 0.5 + goal[i] * 0.5 for i in range(3)]

@@ -4,8 +4,8 @@ For every (CDF, T-conorm) choice, random target rotations are drawn; each trial 
 the target rotated by a random axis through an angle in 15-35, 35-55 or 55-75 degrees and
 minimises with Adam over a quaternion the squared error between the silhouette and the
 target silhouette rendered by the same renderer (a hard target would move the optimum away
-from the true pose by the blur of the soft edges). A trial succeeds when the final angle error is below 5 degrees. All
-trials of one choice run as one batch. Writes PNGs of the progress and prints a table.
+from the true pose by the blur of the soft edges). A trial succeeds when the final angle
+error is below 5 degrees. All trials of one choice run as one batch. Writes PNGs of the progress and prints a table.
 
 Run: ``python examples/render_pose.py [--quick] [--out out/render_pose]``.
 """
@@ -17,14 +17,13 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
-import math  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 
-from lgn.render import (Camera, Mesh, RasterSettings, asymmetric_shape, axis_angle_to_matrix,  # noqa: E402
-                        image_grid, quaternion_to_matrix, random_rotation,
+from lgn.render import (Camera, Mesh, RasterSettings, asymmetric_shape,  # noqa: E402
+                        axis_angle_to_matrix, image_grid, quaternion_to_matrix, random_rotation,
                         render_mesh, rotation_angle, write_png)
 
 RANGES = ((15, 35), (35, 55), (55, 75))

@@ -164,7 +164,8 @@ def test_rotation_helpers():
     assert float(rotation_angle(r, torch.eye(3, dtype=torch.float64))) == pytest.approx(40.107, abs=1e-2)
 
 
-@pytest.mark.parametrize("make", [lambda: icosphere(2), lambda: torus(rings=12, sides=8), asymmetric_shape])
+@pytest.mark.parametrize("make", [lambda: icosphere(2), lambda: torus(rings=12, sides=8),
+                                  asymmetric_shape])
 def test_generated_meshes_are_closed_and_outward(make):
     mesh = make()
     faces = mesh.faces

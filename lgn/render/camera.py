@@ -43,7 +43,8 @@ class Camera:
 
     def __post_init__(self):
         if self.rotation.dim() != 3 or self.rotation.shape[1:] != (3, 3):
-            raise RenderError(f"rotation must have shape (batch, 3, 3), got {tuple(self.rotation.shape)}")
+            raise RenderError("rotation must have shape (batch, 3, 3), "
+                              f"got {tuple(self.rotation.shape)}")
         if self.position.shape != (self.rotation.shape[0], 3):
             raise RenderError(f"position must have shape ({self.rotation.shape[0]}, 3), "
                               f"got {tuple(self.position.shape)}")
@@ -58,7 +59,8 @@ class Camera:
         at, up = _as_batch(at, "at", eye), _as_batch(up, "up", eye)
         forward = at - eye
         right = torch.linalg.cross(forward, up.expand_as(forward), dim=-1)
-        if (forward.norm(dim=-1) == 0).any() or (right.norm(dim=-1) <= 1e-9 * forward.norm(dim=-1)).any():
+        length = forward.norm(dim=-1)
+        if (length == 0).any() or (right.norm(dim=-1) <= 1e-9 * length).any():
             raise RenderError("look_at needs eye != at and up not parallel to the view direction")
         forward = forward / forward.norm(dim=-1, keepdim=True)
         right = right / right.norm(dim=-1, keepdim=True)
@@ -81,7 +83,7 @@ class Camera:
 
 
 def quaternion_to_matrix(q: torch.Tensor) -> torch.Tensor:
-    """Return rotation matrices ``(..., 3, 3)`` of quaternions ``(..., 4)`` (w, x, y, z; normalised here)."""
+    """Return rotation matrices ``(..., 3, 3)`` of quaternions ``(..., 4)`` (w, x, y, z; any norm)."""
     q = q / q.norm(dim=-1, keepdim=True)
     w, x, y, z = q.unbind(-1)
     rows = [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),

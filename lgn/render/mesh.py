@@ -16,7 +16,8 @@ def _batched(t: torch.Tensor, dims: int, name: str) -> torch.Tensor:
     if t.dim() == dims - 1:
         return t.unsqueeze(0)
     if t.dim() != dims:
-        raise RenderError(f"{name} must have {dims - 1} or {dims} dimensions, got shape {tuple(t.shape)}")
+        raise RenderError(f"{name} must have {dims - 1} or {dims} dimensions, "
+                          f"got shape {tuple(t.shape)}")
     return t
 
 
@@ -46,7 +47,8 @@ class Mesh:
             raise RenderError("vertices contain NaN or infinite coordinates")
         faces = torch.as_tensor(self.faces)
         if faces.dim() != 2 or faces.shape[1] != 3 or faces.is_floating_point():
-            raise RenderError(f"faces must be an integer tensor (F, 3), got {faces.dtype} {tuple(faces.shape)}")
+            raise RenderError("faces must be an integer tensor (F, 3), "
+                              f"got {faces.dtype} {tuple(faces.shape)}")
         faces = faces.long()
         nvert = vertices.shape[1]
         if faces.numel() and (faces.min() < 0 or faces.max() >= nvert):
@@ -99,7 +101,7 @@ class Mesh:
 
     def transformed(self, rotation: torch.Tensor | None = None,
                     translation: torch.Tensor | None = None) -> "Mesh":
-        """Return the mesh with vertices ``v @ rotation.T + translation`` (batched ``(B, 3, 3)``, ``(B, 3)``)."""
+        """Return the mesh with vertices ``v @ rotation.T + translation`` (``(B, 3, 3)``, ``(B, 3)``)."""
         v = self.vertices
         if rotation is not None:
             v = v @ rotation.transpose(-1, -2)

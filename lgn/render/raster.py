@@ -21,7 +21,7 @@ import torch
 
 from .cdf import cdf, cdf_cutoff, check_cdf
 from .errors import RenderError
-from .tconorm import FAST_TCONORMS, check_tconorm, fold_sorted, tconorm_reduce
+from .tconorm import check_tconorm, fold_sorted, tconorm_reduce
 
 __all__ = ["RasterSettings", "rasterize", "rasterize_hard", "signed_distance", "coverage",
            "pixel_centers"]
@@ -232,7 +232,7 @@ def _background(settings, channels, like):
 
 
 def _rasterize_dense(faces, colors, valid, settings, depth_range):
-    (height, width), (batch, nfaces) = settings.image_size, faces.shape[:2]
+    (height, width), batch = settings.image_size, faces.shape[0]
     dummy = faces.new_tensor([[-1.0, -1.0, 1.0], [1.0, -1.0, 1.0], [0.0, 1.0, 1.0]])
     dummy[:, 2] = (depth_range[0] + depth_range[1]) / 2
     safe = torch.where(valid[..., None, None], faces, dummy)
@@ -311,7 +311,6 @@ def _aggregate_pairs(a, pixel, npix, settings):
     if name == "probabilistic":
         delta = 16 * torch.finfo(a.dtype).eps
         return -torch.expm1(a.new_zeros(npix).index_add(0, pixel, torch.log1p(-a.clamp(max=1 - delta))))
-    assert name not in FAST_TCONORMS
     by_value = torch.argsort(a.detach(), descending=True, stable=True)
     order = by_value[torch.argsort(pixel[by_value], stable=True)]
     sorted_pixel = pixel[order]
@@ -336,7 +335,7 @@ def rasterize_hard(faces: torch.Tensor, image_size: int | tuple[int, int],
     """
     settings = RasterSettings(image_size=image_size, background=background)
     _check_inputs(faces, colors, face_mask, depth_range)
-    (height, width), (batch, nfaces) = settings.image_size, faces.shape[:2]
+    (height, width), batch = settings.image_size, faces.shape[0]
     valid = _valid_faces(faces, face_mask, depth_range)
     with torch.no_grad():
         points = pixel_centers(height, width, faces.dtype, faces.device)

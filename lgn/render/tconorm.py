@@ -14,7 +14,8 @@ import torch
 
 from .errors import RenderError
 
-__all__ = ["TCONORM_NAMES", "FAST_TCONORMS", "tconorm", "tconorm_reduce", "check_tconorm"]
+__all__ = ["TCONORM_NAMES", "tconorm", "tconorm_reduce", "fold_sorted",
+           "check_tconorm"]
 
 # name -> smallest allowed parameter (exclusive unless noted) or None for parameter-free ones
 _PARAM_RULES: dict[str, tuple[float, bool] | None] = {
@@ -23,7 +24,6 @@ _PARAM_RULES: dict[str, tuple[float, bool] | None] = {
     "aczel_alsina": (0.0, False), "dombi": (0.0, False), "schweizer_sklar": (0.0, False),
 }
 TCONORM_NAMES: tuple[str, ...] = tuple(_PARAM_RULES)
-FAST_TCONORMS = frozenset({"hard", "max", "probabilistic"})
 
 
 def check_tconorm(name: str, param: float | None) -> None:
