@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from lgn.render import (CDF_NAMES, Camera, Lambert, Mesh, RasterSettings, RenderError,
                         SoftRenderer, icosphere, rasterize, rasterize_hard, render_mesh,
@@ -189,3 +193,63 @@ def test_lambert_shading_and_module():
     assert render_mesh(mesh_colored, cam, renderer.settings).shape == (1, 4, 32, 32)
     with pytest.raises(RenderError, match="backface"):
         SoftRenderer(renderer.settings, backface="front")
+
+
+def _reference_pixel(point, faces, colors, settings, depth_range):
+    """Alpha and colour of one pixel by a plain loop over faces (the documented formulas)."""
+    from lgn.render import cdf, tconorm
+
+    near, far = depth_range
+    alpha = torch.zeros((), dtype=torch.float64)
+    weights, values = [], []
+    for tri, col in zip(faces, colors):
+        d = signed_distance(point, tri[:, :2])
+        x = d / settings.tau
+        a = cdf(x, settings.cdf) if x >= settings.cutoff_x else torch.zeros(())
+        alpha = tconorm(alpha, a, settings.tconorm)
+        if a > 0:
+            v0, v1, v2 = tri[:, :2]
+            area = (v1 - v0)[0] * (v2 - v0)[1] - (v1 - v0)[1] * (v2 - v0)[0]
+            lam = torch.stack([((v2 - v1)[0] * (point - v1)[1] - (v2 - v1)[1] * (point - v1)[0]),
+                               ((v0 - v2)[0] * (point - v2)[1] - (v0 - v2)[1] * (point - v2)[0]),
+                               ((v1 - v0)[0] * (point - v0)[1] - (v1 - v0)[1] * (point - v0)[0])])
+            lam = (lam / area).clamp(0, 1)
+            lam = lam / lam.sum()
+            z = 1 / (lam / tri[:, 2]).sum()
+            w = lam / tri[:, 2] * z
+            weights.append((a, (far - z) / (far - near)))
+            values.append((w[:, None] * col).sum(0))
+    logits = [math.log(a) + s / settings.gamma for a, s in weights]
+    logits.append(settings.background_eps / settings.gamma)
+    probs = torch.softmax(torch.tensor(logits, dtype=torch.float64), 0)
+    bg = torch.tensor(settings.background, dtype=torch.float64)
+    rgb = sum((p * v for p, v in zip(probs[:-1], values)), probs[-1] * bg)
+    return alpha, rgb
+
+
+def test_rasterize_matches_per_pixel_reference():
+    faces, colors = _scene(21, batch=1, faces=7, size=0.9)
+    settings = _settings(image_size=(6, 5), tau=0.05, gamma=0.1, tconorm="einstein")
+    image = rasterize(faces, settings, colors, depth_range=(0.5, 2.0))
+    points = pixel_centers(6, 5, torch.float64)
+    for index in range(points.shape[0]):
+        alpha, rgb = _reference_pixel(points[index], faces[0], colors[0], settings, (0.5, 2.0))
+        row, col = divmod(index, 5)
+        assert float(image[0, 3, row, col]) == pytest.approx(float(alpha), abs=1e-10)
+        assert image[0, :3, row, col].tolist() == pytest.approx(rgb.tolist(), abs=1e-10)
+
+
+@hypothesis_settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10**6), cdf_name=st.sampled_from(CDF_NAMES),
+       tconorm_index=st.integers(0, len(ALL_TCONORMS) - 1), squared=st.booleans(),
+       size=st.floats(0.05, 1.5), mu=st.floats(-1.0, 1.0), top_k=st.integers(1, 6))
+def test_culled_equals_dense_property(seed, cdf_name, tconorm_index, squared, size, mu, top_k):
+    faces, colors = _scene(seed, batch=2, faces=9, size=size)
+    name, p = ALL_TCONORMS[tconorm_index]
+    eps = 1e-2 if cdf_name in ("cauchy", "reciprocal", "levy_reversed") else 1e-4
+    raster = _settings(image_size=(9, 11), tau=0.03 ** 2 if squared else 0.03, cdf=cdf_name,
+                       cdf_param=CDF_PARAMS.get(cdf_name), squared=squared, mu=mu, eps=eps,
+                       tconorm=name, tconorm_param=p, top_k=top_k)
+    culled, dense = _both(faces, colors, raster)
+    assert torch.isfinite(culled).all()
+    assert torch.allclose(culled, dense, atol=1e-10)
