@@ -77,6 +77,7 @@ def main() -> None:
           f"{size}x{size}, {steps} steps, {torch.get_num_threads()} threads")
     print(f"{'step':>5s} {'soft IoU loss':>13s} {'IoU train':>9s} {'IoU held-out':>12s}")
     frames, began = [], time.perf_counter()
+    reports = {0, steps // 3, 2 * steps // 3, steps}
     for step in range(steps + 1):
         settings = RasterSettings(image_size=size, tau=taus[step], cdf="logistic",
                                   tconorm="probabilistic")
@@ -85,7 +86,7 @@ def main() -> None:
         soft_iou = (alpha * goal).sum((1, 2)) / (alpha + goal - alpha * goal).sum((1, 2))
         smooth = laplacian(mesh.vertices[0], mesh.faces).square().sum(1).mean()
         loss = (1 - soft_iou).mean() + 0.5 * smooth
-        if step % (steps // 3) == 0:
+        if step in reports:
             with torch.no_grad():
                 train = hard_iou(silhouettes(mesh, cameras, size), goal).mean()
                 held = hard_iou(silhouettes(mesh, held_out, size), goal_held).mean()
