@@ -55,11 +55,10 @@ def test_cdf_gradient_finite_at_kinks(name):
 def test_cdf_cutoff_marks_eps(name):
     p = CDF_PARAMS.get(name)
     cut = cdf_cutoff(name, p, 1e-4)
+    assert math.isfinite(cut)
     below = cdf(torch.tensor([cut - 1e-3], dtype=torch.float64), name, p)
-    at = cdf(torch.tensor([cut + 1e-9], dtype=torch.float64), name, p)
-    assert float(below) <= 1e-4 + 1e-12 and float(at) >= 0
-    if not math.isfinite(cut):
-        pytest.fail("cut-off must be finite")
+    above = cdf(torch.tensor([cut + 1e-3], dtype=torch.float64), name, p)
+    assert float(below) <= 1e-4 and (float(above) > 0 or name in ("exponential", "gamma", "levy"))
 
 
 @pytest.mark.parametrize("name,p", ALL_TCONORMS)
