@@ -112,6 +112,11 @@ def _cross(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return u[..., 0] * v[..., 1] - u[..., 1] * v[..., 0]
 
 
+def signed_area2(xy: torch.Tensor) -> torch.Tensor:
+    """Return twice the signed area of triangles ``xy (..., 3, 2)`` (positive: counter-clockwise)."""
+    return _cross(xy[..., 1, :] - xy[..., 0, :], xy[..., 2, :] - xy[..., 0, :])
+
+
 def _geometry(points: torch.Tensor, tri: torch.Tensor):
     """Signed distance ``(...)`` and barycentric coordinates ``(..., 3)`` of points to triangles.
 
@@ -120,7 +125,7 @@ def _geometry(points: torch.Tensor, tri: torch.Tensor):
     start = tri
     edge = tri.roll(-1, dims=-2) - start
     rel = points.unsqueeze(-2) - start
-    area = _cross(tri[..., 1, :] - tri[..., 0, :], tri[..., 2, :] - tri[..., 0, :])
+    area = signed_area2(tri)
     cross = _cross(edge, rel)
     length2 = (edge * edge).sum(-1)
     line = cross * area.sign().unsqueeze(-1) / length2.sqrt()  # > 0 on the inner side
@@ -189,7 +194,7 @@ def _check_inputs(faces, colors, face_mask, depth_range):
 def _valid_faces(faces, face_mask, depth_range):
     """Faces that can be drawn: nonzero screen area, depth inside ``depth_range``, in the mask."""
     xy, z = faces[..., :2], faces[..., 2]
-    area = _cross(xy[..., 1, :] - xy[..., 0, :], xy[..., 2, :] - xy[..., 0, :])
+    area = signed_area2(xy)
     scale = (xy.amax(-2) - xy.amin(-2)).abs().amax(-1)
     valid = (area.abs() > 1e-12 * scale * scale) & (area != 0)
     valid &= (z >= depth_range[0]).all(-1) & (z <= depth_range[1]).all(-1)

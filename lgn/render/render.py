@@ -7,7 +7,7 @@ import torch
 from .camera import Camera
 from .errors import RenderError
 from .mesh import Lambert, Mesh
-from .raster import RasterSettings, rasterize
+from .raster import RasterSettings, rasterize, signed_area2
 
 __all__ = ["render_mesh", "render_triangles", "SoftRenderer"]
 
@@ -36,9 +36,7 @@ def render_mesh(mesh: Mesh, camera: Camera, settings: RasterSettings, *,
         colors = colors.expand(batch, -1, -1, -1)
     mask = None
     if backface == "cull":
-        xy = screen[..., :2].detach()
-        e1, e2 = xy[:, :, 1] - xy[:, :, 0], xy[:, :, 2] - xy[:, :, 0]
-        mask = e1[..., 0] * e2[..., 1] - e1[..., 1] * e2[..., 0] > 0
+        mask = signed_area2(screen[..., :2].detach()) > 0
     return rasterize(screen, settings, colors, depth_range=(camera.near, camera.far),
                      face_mask=mask)
 
@@ -56,9 +54,7 @@ def render_triangles(triangles: torch.Tensor, settings: RasterSettings,
         raise RenderError(f"triangles must have shape (batch, F, 3, 2), got {tuple(triangles.shape)}")
     if not torch.isfinite(triangles).all():
         raise RenderError("triangles contain NaN or infinite coordinates")
-    e1 = triangles[..., 1, :] - triangles[..., 0, :]
-    e2 = triangles[..., 2, :] - triangles[..., 0, :]
-    area = (e1[..., 0] * e2[..., 1] - e1[..., 1] * e2[..., 0]).detach().abs()
+    area = signed_area2(triangles.detach()).abs()
     scale = (triangles.detach().amax(-2) - triangles.detach().amin(-2)).amax(-1)
     degenerate = area <= 1e-12 * scale * scale
     if degenerate.any():
