@@ -13,7 +13,7 @@ import re
 import jinja2
 from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.hdl import signed as signed_shape
-from amaranth.lib import data, wiring
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .networks import SortError, SortingNetwork
@@ -59,37 +59,51 @@ class SortingNetworkComponent(wiring.Component):
             result per cycle, uses the ``sync`` domain); combinational otherwise.
 
     Ports:
-        inputs: ``In(ArrayLayout(shape, n))``, the values to sort.
-        outputs: ``Out(ArrayLayout(shape, n))``, ascending (the network's ``outputs`` wires).
+        inputs: ``In(shape).array(n)``, the values to sort (Verilog ``inputs__0`` ...).
+        outputs: ``Out(shape).array(n)``, ascending on the network's ``outputs`` wires.
     """
 
     def __init__(self, network: SortingNetwork, width: int, *, signed: bool = False,
                  pipelined: bool = False):
+        # Amaranth warns about elaboratables that are never used; an invalid one never is.
+        self._MustUse__silence = True
         if not isinstance(network, SortingNetwork):
             raise SortError(f"network must be a SortingNetwork, got {type(network).__name__}")
         if isinstance(width, bool) or not isinstance(width, int) or width < 1:
             raise SortError(f"width must be a positive int, got {width!r}")
+        self._MustUse__silence = False
         self.network, self.pipelined = network, pipelined
         self.shape = signed_shape(width) if signed else unsigned(width)
-        layout = data.ArrayLayout(self.shape, network.n)
-        super().__init__({"inputs": In(layout), "outputs": Out(layout)})
+        # Port arrays (one signal per element) rather than an ArrayLayout view: the Verilog then
+        # has no unused per-field debug wires and lints clean under `verilator -Wall`.
+        super().__init__({"inputs": In(self.shape).array(network.n),
+                          "outputs": Out(self.shape).array(network.n)})
 
     def elaborate(self, platform):
         m = Module()
-        wires = [self.inputs[i] for i in range(self.network.n)]
-        for depth, layer in enumerate(self.network.layers):
-            nxt = list(wires)
+        n, layers = self.network.n, self.network.layers
+        last_use = {k: index for index, layer in enumerate(layers) for pair in layer for k in pair}
+        wires = list(self.inputs)
+        for index, layer in enumerate(layers):
+            values = {}
             for i, j in layer:
-                lo = Signal(self.shape, name=f"l{depth}_min{i}")
-                hi = Signal(self.shape, name=f"l{depth}_max{j}")
                 swap = wires[j] < wires[i]
-                m.d.comb += [lo.eq(Mux(swap, wires[j], wires[i])), hi.eq(Mux(swap, wires[i], wires[j]))]
-                nxt[i], nxt[j] = lo, hi
+                values[i], values[j] = Mux(swap, wires[j], wires[i]), Mux(swap, wires[i], wires[j])
             if self.pipelined:
-                stage = [Signal(self.shape, name=f"l{depth}_q{k}") for k in range(self.network.n)]
-                m.d.sync += [q.eq(v) for q, v in zip(stage, nxt)]
-                nxt = stage
-            wires = nxt
-        m.d.comb += [self.outputs[k].eq(v) for k, v in enumerate(wires)]
+                # Every layer is a register stage (plain expressions stay one layer deep); the
+                # last one registers straight into the output ports.
+                last = index == len(layers) - 1
+                stage = list(self.outputs) if last else [
+                    Signal(self.shape, name=f"l{index}_q{k}") for k in range(n)]
+                m.d.sync += [q.eq(values.get(k, wires[k])) for k, q in enumerate(stage)]
+                wires = stage
+                continue
+            # Named wires keep the simulator linear in the depth. A wire's final value drives
+            # its output port directly: a named copy would be an unused alias in the Verilog.
+            for k, value in values.items():
+                target = self.outputs[k] if last_use[k] == index else Signal(self.shape, name=f"l{index}_w{k}")
+                m.d.comb += target.eq(value)
+                wires[k] = target
+        if not self.pipelined or not layers:
+            m.d.comb += [self.outputs[k].eq(self.inputs[k]) for k in range(n) if k not in last_use]
         return m
-
