@@ -21,6 +21,7 @@ Three things keep it fast and lean:
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -63,7 +64,8 @@ class Plan:
     padded: int
     offset: int
     steps: tuple[Step, ...]
-    segment: int            # checkpoint segment budget, in state elements per batch item
+    checkpoints: tuple[int, ...]  # steps whose input state the forward pass keeps
+    arena: int              # elements per batch item to recompute the largest segment
 
     # -- state layout changes (forward) and their adjoints (backward) --------------------------
     def grow(self, state: torch.Tensor, old: int, new: int) -> torch.Tensor:
@@ -109,9 +111,35 @@ def _step_tensors(pairs, rows: int, shift: int, device) -> tuple:
     return as_long(lo), as_long(hi), as_long(partner)
 
 
-def _segment(steps) -> int:
-    costs = [s.cost for s in steps] or [1]
-    return max(max(costs), int(math.sqrt(sum(costs) * max(costs))))
+def _checkpoints(steps) -> tuple[tuple[int, ...], int]:
+    """Choose checkpoint steps minimising backward memory: checkpoints plus one recomputed segment.
+
+    A segment starts at a checkpoint and extends while its states fit a budget; budgets from
+    one state to all of them are tried in 5% steps (about ``2 sqrt(total)`` states at best).
+    Returns the checkpoint step indices and the recompute buffer size (elements per item).
+    """
+    costs = [s.cost for s in steps]
+    if not costs:
+        return (), 0
+    prefix = [0, *itertools.accumulate(costs)]
+    best = None
+    budget = max(costs)
+    while True:
+        starts, used = [], math.inf
+        for index, cost in enumerate(costs):
+            if used + cost > budget:
+                starts.append(index)
+                used = 0
+            used += cost
+        bounds = starts + [len(costs)]
+        arena = max(prefix[b] - prefix[a + 1] for a, b in zip(bounds, bounds[1:]))
+        memory = sum(costs[a] for a in starts) + arena
+        if best is None or memory < best[0]:
+            best = (memory, tuple(starts), arena)
+        if budget >= prefix[-1]:
+            break
+        budget = min(prefix[-1], int(budget * 1.05) + 1)
+    return best[1], best[2]
 
 
 @functools.lru_cache(maxsize=64)
@@ -137,7 +165,7 @@ def full_plan(network: SortingNetwork, device: torch.device) -> Plan:
     if not dense:  # the network never connected everything: finish with a dense layout
         lo, hi, partner = _step_tensors((), n, 0, device)
         steps.append(Step(lo, hi, partner, start, start, n, block))
-    return Plan("full", n, padded, offset, tuple(steps), _segment(steps))
+    return Plan("full", n, padded, offset, tuple(steps), *_checkpoints(steps))
 
 
 @functools.lru_cache(maxsize=64)
@@ -148,7 +176,7 @@ def left_plan(network: SortingNetwork, device: torch.device, width: int) -> Plan
         lo, hi, partner = _step_tensors(layer, n, 0, device)
         steps.append(Step(lo, hi, partner, start - len(layer), start, width, None))
         start -= len(layer)
-    return Plan("left", n, n, 0, tuple(steps), _segment(steps))
+    return Plan("left", n, n, 0, tuple(steps), *_checkpoints(steps))
 
 
 def _keep(w: torch.Tensor, step: Step, rows: int) -> torch.Tensor:
@@ -159,61 +187,107 @@ def _keep(w: torch.Tensor, step: Step, rows: int) -> torch.Tensor:
     return keep.unsqueeze(-1)
 
 
-def _mix_(state: torch.Tensor, step: Step, w: torch.Tensor) -> torch.Tensor:
+class _Arena:
+    """Reusable flat buffers handing out contiguous views.
+
+    Large temporaries are otherwise fresh ``mmap`` allocations whose page faults cost more than
+    the arithmetic at ``n = 1024``.
+    """
+
+    def __init__(self, like: torch.Tensor):
+        self.like, self.buffers = like, {}
+
+    def view(self, key, shape, offset: int = 0) -> torch.Tensor:
+        size = offset + math.prod(shape)
+        buf = self.buffers.get(key)
+        if buf is None or buf.numel() < size:
+            self.buffers[key] = buf = self.like.new_empty(size)
+        return buf[offset:size].view(shape)
+
+
+def _mix_(state: torch.Tensor, step: Step, w: torch.Tensor, arena: _Arena) -> torch.Tensor:
     """In place: ``state <- k * state + (1 - k) * state[partner]`` (also ``M^T`` since M = M^T)."""
     if step.lo.numel():
-        state.lerp_(state.index_select(1, step.partner), 1 - _keep(w, step, state.shape[1]))
+        gathered = torch.index_select(state, 1, step.partner, out=arena.view("gather", state.shape))
+        state.lerp_(gathered, 1 - _keep(w, step, state.shape[1]))
     return state
+
+
+def _pair_grad(grad: torch.Tensor, before: torch.Tensor, step: Step, arena: _Arena) -> torch.Tensor:
+    """Return ``dL/dw = sum_c (G[lo] - G[hi]) * (S[lo] - S[hi])`` per comparator, ``(B, m)``.
+
+    Pairs are processed in chunks so the three gathered buffers stay a fraction of one state.
+    """
+    batch, rows, width = grad.shape
+    pairs = step.lo.numel()
+    chunk = max(1, min(pairs, (1 << 20) // (batch * width), -(-pairs // 4)))
+    out = []
+    for first in range(0, pairs, chunk):
+        lo, hi = step.lo[first:first + chunk], step.hi[first:first + chunk]
+        shape = (batch, lo.numel(), width)
+        other = arena.view("hi", shape)
+        d_grad = torch.index_select(grad, 1, lo, out=arena.view("d_grad", shape))
+        d_grad.sub_(torch.index_select(grad, 1, hi, out=other))
+        d_state = torch.index_select(before, 1, lo, out=arena.view("d_state", shape))
+        d_state.sub_(torch.index_select(before, 1, hi, out=other))
+        out.append(d_grad.mul_(d_state).sum(-1))
+    return torch.cat(out, -1)
 
 
 class _Mix(torch.autograd.Function):
     @staticmethod
     def forward(ctx, w, plan, init):
         state = _initial(plan, init, w)
-        starts, saved, used = [], [], math.inf
+        arena = _Arena(w)
+        keep = set(plan.checkpoints) if ctx.needs_input_grad[0] else set()
+        saved = []
         for s, step in enumerate(plan.steps):
             if step.grow_from is not None:
                 state = plan.grow(state, step.grow_from, step.width)
-            if ctx.needs_input_grad[0] and used + step.cost > plan.segment:
-                starts.append(s)
+            if s in keep:
                 saved.append(state.clone())
-                used = 0
-            used += step.cost
-            _mix_(state, step, w)
-        ctx.plan, ctx.starts = plan, starts
+            _mix_(state, step, w, arena)
+        ctx.plan = plan
         ctx.save_for_backward(w, *saved)
         return state if plan.kind == "full" else state.transpose(1, 2).contiguous()
 
     @staticmethod
     def backward(ctx, grad):
-        plan, starts = ctx.plan, ctx.starts
+        plan, starts = ctx.plan, list(ctx.plan.checkpoints)
         w, *saved = ctx.saved_tensors
         if plan.kind == "full":
             grad_state = grad.clone(memory_format=torch.contiguous_format)
         else:
             grad_state = grad.transpose(1, 2).contiguous()
         grad_w = torch.zeros_like(w)
+        arena = _Arena(w)
         bounds = starts + [len(plan.steps)]
         for seg in reversed(range(len(starts))):
             first, stop = bounds[seg], bounds[seg + 1]
-            inputs, state = [saved[seg]], saved[seg]
-            saved[seg] = None
-            for s in range(first, stop - 1):
-                state = _mix_(state.clone(), plan.steps[s], w)
-                nxt = plan.steps[s + 1]
-                if nxt.grow_from is not None:
-                    state = plan.grow(state, nxt.grow_from, nxt.width)
-                inputs.append(state)
+            # Recompute the inputs of this segment's steps into one reused buffer ("segment")
+            # of plan.arena elements per batch item, allocated once at full size.
+            inputs, state, offset = [saved[seg]], saved[seg], 0
+            arena.view("segment", (w.shape[0] * plan.arena,))
+            for s in range(first + 1, stop):
+                step = plan.steps[s]
+                if step.grow_from is None:
+                    nxt = arena.view("segment", state.shape, offset).copy_(state)
+                    _mix_(nxt, plan.steps[s - 1], w, arena)
+                else:
+                    mixed = _mix_(state.clone(), plan.steps[s - 1], w, arena)
+                    grown = plan.grow(mixed, step.grow_from, step.width)
+                    nxt = arena.view("segment", grown.shape, offset).copy_(grown)
+                    del mixed, grown
+                offset += nxt.numel()
+                inputs.append(nxt)
+                state = nxt
             del state
             for s in reversed(range(first, stop)):
                 step, before = plan.steps[s], inputs.pop()
                 if step.lo.numel():
-                    d_grad = grad_state.index_select(1, step.lo).sub_(grad_state.index_select(1, step.hi))
-                    d_state = before.index_select(1, step.lo).sub_(before.index_select(1, step.hi))
-                    grad_w[:, step.start:step.stop] = d_grad.mul_(d_state).sum(-1)
-                    del d_grad, d_state
+                    grad_w[:, step.start:step.stop] = _pair_grad(grad_state, before, step, arena)
                 del before
-                _mix_(grad_state, step, w)
+                _mix_(grad_state, step, w, arena)
                 if step.grow_from is not None:
                     grad_state = plan.shrink(grad_state, step.grow_from, step.width)
         return grad_w, None, None
