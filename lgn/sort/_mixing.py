@@ -55,8 +55,8 @@ class Plan:
 
     ``kind == 'full'``: the state starts as the identity in block form over ``padded`` rows
     (``offset`` leading rows are padding) and ends as the dense ``(n, n)`` matrix ``P``.
-    ``kind == 'left'``: the state is an ``(n, width)`` matrix ``E`` and the steps run in reverse
-    layer order, producing ``P^T E``... returned transposed as ``E^T P``.
+    ``kind == 'left'``: the state starts as an ``(n, width)`` matrix ``E`` and the steps run in
+    reverse layer order, producing ``P^T E``; it is returned transposed, as ``E^T P``.
     """
 
     kind: str
@@ -216,11 +216,12 @@ def _mix_(state: torch.Tensor, step: Step, w: torch.Tensor, arena: _Arena) -> to
 def _pair_grad(grad: torch.Tensor, before: torch.Tensor, step: Step, arena: _Arena) -> torch.Tensor:
     """Return ``dL/dw = sum_c (G[lo] - G[hi]) * (S[lo] - S[hi])`` per comparator, ``(B, m)``.
 
-    Pairs are processed in chunks so the three gathered buffers stay a fraction of one state.
+    Large layers are processed in chunks of pairs so that the three gathered buffers stay near a
+    quarter of a state instead of one and a half states.
     """
     batch, rows, width = grad.shape
     pairs = step.lo.numel()
-    chunk = max(1, min(pairs, (1 << 20) // (batch * width), -(-pairs // 4)))
+    chunk = min(pairs, max(-(-pairs // 4), (1 << 20) // max(1, batch * width)))
     out = []
     for first in range(0, pairs, chunk):
         lo, hi = step.lo[first:first + chunk], step.hi[first:first + chunk]
