@@ -82,7 +82,8 @@ def speed_table(configs, dense_limit: int, repeats: int) -> None:
             row += (f" {dense * 1e3:>10.1f} {dense / fast:>7.1f}x {(perm - dense_perm).abs().max():>9.1e}"
                     f" {(grad - dense_grad).abs().max():>10.1e}")
         else:
-            row += f" {'skipped':>10} {'':>8} {'':>9} {'':>10}  (dense needs {8 * layers * batch * n * n / 2**30:.0f} GiB)"
+            gib = 8 * layers * batch * n * n / 2**30
+            row += f" {'skipped':>10} {'':>8} {'':>9} {'':>10}  (dense needs {gib:.0f} GiB)"
         print(row, flush=True)
 
 

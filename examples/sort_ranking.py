@@ -102,7 +102,8 @@ def train_one(n: int, args, pools, seed: int):
         opt.zero_grad()
         loss.backward()
         opt.step()
-    test_pictures, test_values = sample_sets(test_pool, args.test_sets, n, torch.Generator().manual_seed(seed + 1))
+    test_gen = torch.Generator().manual_seed(seed + 1)
+    test_pictures, test_values = sample_sets(test_pool, args.test_sets, n, test_gen)
     return evaluate(model, test_pictures, test_values)
 
 

@@ -246,7 +246,8 @@ def test_logistic_is_not_monotonic(gen):
     (lambda: SoftSort(4, network="merge"), "unknown network"),
     (lambda: ranking_loss(torch.rand(2, 3, 3), torch.zeros(2, 4, dtype=torch.long)), "shape"),
     (lambda: top_k_cross_entropy(torch.randn(2, 4), torch.tensor([0, 4])), "labels"),
-    (lambda: top_k_cross_entropy(torch.randn(2, 4), torch.tensor([0, 1]), k=(1, 2), weights=(1, 1)), "weights"),
+    (lambda: top_k_cross_entropy(torch.randn(2, 4), torch.tensor([0, 1]), k=(1, 2), weights=(1, 1)),
+     "weights"),
 ])
 def test_bad_input_raises_sort_error(call, message):
     with pytest.raises(SortError, match=message):

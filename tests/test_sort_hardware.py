@@ -151,7 +151,8 @@ def test_amaranth_sorter_verilog_lints_clean(tmp_path):
         path = tmp_path / f"p{int(pipelined)}" / "sorter.v"
         path.parent.mkdir()
         path.write_text(verilog.convert(component, name="sorter"))
-        lint = subprocess.run(["verilator", "--lint-only", "-Wall", str(path)], capture_output=True, text=True)
+        lint = subprocess.run(["verilator", "--lint-only", "-Wall", str(path)],
+                              capture_output=True, text=True)
         assert lint.returncode == 0, lint.stderr
 
 

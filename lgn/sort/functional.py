@@ -243,7 +243,8 @@ def ranking_loss(perm: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         raise SortError(f"target must be a torch.Tensor, got {type(target).__name__}")
     if not target.is_floating_point():
         if target.shape != perm.shape[:-1]:
-            raise SortError(f"index target must have shape {tuple(perm.shape[:-1])}, got {tuple(target.shape)}")
+            raise SortError(f"index target must have shape {tuple(perm.shape[:-1])}, "
+                            f"got {tuple(target.shape)}")
         if target.numel() and (int(target.min()) < 0 or int(target.max()) >= n):
             raise SortError(f"index target has entries outside [0, {n})")
         target = torch.nn.functional.one_hot(target.long(), n).to(perm.dtype)

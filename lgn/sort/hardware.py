@@ -101,7 +101,8 @@ class SortingNetworkComponent(wiring.Component):
             # Named wires keep the simulator linear in the depth. A wire's final value drives
             # its output port directly: a named copy would be an unused alias in the Verilog.
             for k, value in values.items():
-                target = self.outputs[k] if last_use[k] == index else Signal(self.shape, name=f"l{index}_w{k}")
+                final = last_use[k] == index
+                target = self.outputs[k] if final else Signal(self.shape, name=f"l{index}_w{k}")
                 m.d.comb += target.eq(value)
                 wires[k] = target
         if not self.pipelined or not layers:
