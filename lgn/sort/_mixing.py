@@ -43,6 +43,7 @@ class Step:
     stop: int
     width: int              # columns of the state during this layer
     grow_from: int | None   # state width before this layer when it must grow first
+    stride: int | None = None  # d when the pairs are exactly (b + t, b + t + d), b = 0, 2d, ...
 
     @property
     def cost(self) -> int:
@@ -108,7 +109,18 @@ def _step_tensors(pairs, rows: int, shift: int, device) -> tuple:
     for i, j in zip(lo, hi):
         partner[i], partner[j] = j, i
     as_long = functools.partial(torch.tensor, dtype=torch.long, device=device)
-    return as_long(lo), as_long(hi), as_long(partner)
+    return as_long(lo), as_long(hi), as_long(partner), _stride(lo, hi, rows)
+
+
+def _stride(lo, hi, rows: int) -> int | None:
+    """Return ``d`` when the pairs tile all rows as ``(b + t, b + t + d)`` (then views replace gathers)."""
+    if not lo:
+        return None
+    d = hi[0] - lo[0]
+    if rows % (2 * d) or len(lo) * 2 != rows:
+        return None
+    regular = [b + t for b in range(0, rows, 2 * d) for t in range(d)]
+    return d if lo == regular and all(j - i == d for i, j in zip(lo, hi)) else None
 
 
 def _checkpoints(steps) -> tuple[tuple[int, ...], int]:
@@ -158,12 +170,12 @@ def full_plan(network: SortingNetwork, device: torch.device) -> Plan:
             dense = padded * block >= n * n
         width = n if dense else block
         rows, shift = (n, 0) if dense else (padded, offset)
-        lo, hi, partner = _step_tensors(layer, rows, shift, device)
+        lo, hi, partner, stride = _step_tensors(layer, rows, shift, device)
         grow = None if width == previous else previous
-        steps.append(Step(lo, hi, partner, start, start + len(layer), width, grow))
+        steps.append(Step(lo, hi, partner, start, start + len(layer), width, grow, stride))
         block, start = (n if dense else block), start + len(layer)
     if not dense:  # the network never connected everything: finish with a dense layout
-        lo, hi, partner = _step_tensors((), n, 0, device)
+        lo, hi, partner, _ = _step_tensors((), n, 0, device)
         steps.append(Step(lo, hi, partner, start, start, n, block))
     return Plan("full", n, padded, offset, tuple(steps), *_checkpoints(steps))
 
@@ -173,8 +185,8 @@ def left_plan(network: SortingNetwork, device: torch.device, width: int) -> Plan
     """Plan building ``E^T P`` for an ``(n, width)`` matrix ``E`` (layers applied in reverse)."""
     n, steps, start = network.n, [], network.num_comparators
     for layer in reversed(network.layers):
-        lo, hi, partner = _step_tensors(layer, n, 0, device)
-        steps.append(Step(lo, hi, partner, start - len(layer), start, width, None))
+        lo, hi, partner, stride = _step_tensors(layer, n, 0, device)
+        steps.append(Step(lo, hi, partner, start - len(layer), start, width, None, stride))
         start -= len(layer)
     return Plan("left", n, n, 0, tuple(steps), *_checkpoints(steps))
 
@@ -207,10 +219,16 @@ class _Arena:
 
 def _mix_(state: torch.Tensor, step: Step, w: torch.Tensor, arena: _Arena) -> torch.Tensor:
     """In place: ``state <- k * state + (1 - k) * state[partner]`` (also ``M^T`` since M = M^T)."""
-    if step.lo.numel():
-        gathered = torch.index_select(state, 1, step.partner, out=arena.view("gather", state.shape))
-        state.lerp_(gathered, 1 - _keep(w, step, state.shape[1]))
-    return state
+    return _mix(state, step, w, arena, state)
+
+
+def _mix(state: torch.Tensor, step: Step, w: torch.Tensor, arena: _Arena, out: torch.Tensor):
+    """Write ``k * state + (1 - k) * state[partner]`` to ``out`` (which may be ``state``)."""
+    if not step.lo.numel():
+        return out if out is state else out.copy_(state)
+    gathered = torch.index_select(state, 1, step.partner, out=arena.view("gather", state.shape))
+    weight = 1 - _keep(w, step, state.shape[1])
+    return state.lerp_(gathered, weight) if out is state else torch.lerp(state, gathered, weight, out=out)
 
 
 def _pair_grad(grad: torch.Tensor, before: torch.Tensor, step: Step, arena: _Arena) -> torch.Tensor:
@@ -221,6 +239,12 @@ def _pair_grad(grad: torch.Tensor, before: torch.Tensor, step: Step, arena: _Are
     """
     batch, rows, width = grad.shape
     pairs = step.lo.numel()
+    if step.stride is not None:  # both halves are strided views: no gathers needed
+        shape = (batch, rows // (2 * step.stride), 2, step.stride, width)
+        g, s = grad.view(shape), before.view(shape)
+        d_grad = torch.sub(g[:, :, 0], g[:, :, 1], out=arena.view("d_grad", g[:, :, 0].shape))
+        d_state = torch.sub(s[:, :, 0], s[:, :, 1], out=arena.view("d_state", s[:, :, 0].shape))
+        return d_grad.mul_(d_state).sum(-1).view(batch, pairs)
     chunk = min(pairs, max(-(-pairs // 4), (1 << 20) // max(1, batch * width)))
     out = []
     for first in range(0, pairs, chunk):
@@ -272,8 +296,7 @@ class _Mix(torch.autograd.Function):
             for s in range(first + 1, stop):
                 step = plan.steps[s]
                 if step.grow_from is None:
-                    nxt = arena.view("segment", state.shape, offset).copy_(state)
-                    _mix_(nxt, plan.steps[s - 1], w, arena)
+                    nxt = _mix(state, plan.steps[s - 1], w, arena, arena.view("segment", state.shape, offset))
                 else:
                     mixed = _mix_(state.clone(), plan.steps[s - 1], w, arena)
                     grown = plan.grow(mixed, step.grow_from, step.width)
