@@ -78,7 +78,7 @@ def speed_table(configs, dense_limit: int, repeats: int) -> None:
         row = f"{n:>6} {batch:>6} {layers:>6} {fast * 1e3:>10.1f}"
         # The dense baseline keeps two (B, n, n) tensors per layer for its backward pass.
         if 2 * layers * batch * n * n <= dense_limit:
-            dense, dense_perm, dense_grad = _time(x, weight, "dense", 1 if n >= 512 else repeats)
+            dense, dense_perm, dense_grad = _time(x, weight, "dense", 1 if n >= 256 else repeats)
             row += (f" {dense * 1e3:>10.1f} {dense / fast:>7.1f}x {(perm - dense_perm).abs().max():>9.1e}"
                     f" {(grad - dense_grad).abs().max():>10.1e}")
         else:
@@ -150,7 +150,7 @@ def main() -> None:
         speed_table([(16, 32), (64, 32), (256, 4)], limit, repeats=3)
         memory_table([(256, 4, "fast"), (256, 4, "dense")])
         return
-    speed_table([(16, 32), (64, 32), (256, 32), (1024, 32), (1024, 4)], limit, repeats=3)
+    speed_table([(16, 32), (64, 32), (256, 32), (1024, 32), (1024, 4)], limit, repeats=5)
     memory_table([(256, 32, "fast"), (256, 32, "dense"), (1024, 32, "fast")])
 
 

@@ -113,7 +113,7 @@ def _step_tensors(pairs, rows: int, shift: int, device) -> tuple:
 
 
 def _stride(lo, hi, rows: int) -> int | None:
-    """Return ``d`` when the pairs tile all rows as ``(b + t, b + t + d)`` (then views replace gathers)."""
+    """Return ``d`` if the pairs tile all rows as ``(b + t, b + t + d)``: views replace gathers."""
     if not lo:
         return None
     d = hi[0] - lo[0]
@@ -228,7 +228,9 @@ def _mix(state: torch.Tensor, step: Step, w: torch.Tensor, arena: _Arena, out: t
         return out if out is state else out.copy_(state)
     gathered = torch.index_select(state, 1, step.partner, out=arena.view("gather", state.shape))
     weight = 1 - _keep(w, step, state.shape[1])
-    return state.lerp_(gathered, weight) if out is state else torch.lerp(state, gathered, weight, out=out)
+    if out is state:
+        return state.lerp_(gathered, weight)
+    return torch.lerp(state, gathered, weight, out=out)
 
 
 def _pair_grad(grad: torch.Tensor, before: torch.Tensor, step: Step, arena: _Arena) -> torch.Tensor:
@@ -296,7 +298,8 @@ class _Mix(torch.autograd.Function):
             for s in range(first + 1, stop):
                 step = plan.steps[s]
                 if step.grow_from is None:
-                    nxt = _mix(state, plan.steps[s - 1], w, arena, arena.view("segment", state.shape, offset))
+                    target = arena.view("segment", state.shape, offset)
+                    nxt = _mix(state, plan.steps[s - 1], w, arena, target)
                 else:
                     mixed = _mix_(state.clone(), plan.steps[s - 1], w, arena)
                     grown = plan.grow(mixed, step.grow_from, step.width)
