@@ -4,7 +4,8 @@ Prints two tables (bitonic network, cauchy sigmoid, CPU, float32):
 
 1. Time of forward + backward of the relaxed permutation ``P`` (loss ``sum(P * W)``) for the
    fast kernel and the dense baseline measured in the same run, their ratio and the largest
-   difference of ``P`` and of the input gradient between them.
+   difference of ``P`` and of the input gradient between them. Times are the best of 5 runs
+   (the dense baseline runs once for n >= 256, where one run takes seconds to a minute).
 2. Peak memory of forward + backward with the ranking loss (BCE against the true order), each
    configuration in a fresh subprocess: the resident-set high-water mark (``VmHWM``, reset via
    ``/proc/self/clear_refs`` after imports and inputs; ``getrusage`` max RSS elsewhere) minus
