@@ -1,0 +1,350 @@
+"""Relaxed permutation matrices from per-comparator swap weights, in O(n^2) work per layer.
+
+Layer ``l`` of a relaxed sorting network is the doubly stochastic matrix ``M_l`` that, for each
+comparator ``(i, j)`` with keep weight ``w``, has ``M[i, i] = M[j, j] = w`` and
+``M[i, j] = M[j, i] = 1 - w`` (identity elsewhere). The relaxed permutation is
+``P = M_L ... M_1``. Instead of a matrix product per layer, every layer mixes only the rows of
+the comparators: ``P <- k * P + (1 - k) * P[partner]`` with ``k`` the keep weight of each row.
+
+Three things keep it fast and lean:
+
+* *Block structure.* After the first layers of a bitonic network ``P`` is block diagonal; the
+  state is stored as ``(rows, block)`` (row ``r`` holds the columns of its own block) and grows
+  to dense only when the comparators have connected enough wires.
+* *Checkpointed backward.* The forward pass keeps the state only at segment starts (about
+  ``sqrt(layers)`` of them); the backward pass recomputes one segment at a time and walks it in
+  reverse, applying the transposed mixing (``M`` is symmetric) to the gradient.
+* *Left products.* When only a few rows of ``P`` are needed (top-k, ranks), ``E^T P`` is built
+  by applying the layers in reverse order to the ``(n, k)`` matrix ``E``.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+from dataclasses import dataclass
+
+import torch
+
+from .networks import SortingNetwork
+
+__all__ = ["Plan", "full_plan", "left_plan", "mix", "reference_permutation"]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One comparator layer as seen by the mixing kernel (indices in state coordinates)."""
+
+    lo: torch.Tensor        # (m,) wires receiving the minimum
+    hi: torch.Tensor        # (m,) wires receiving the maximum
+    partner: torch.Tensor   # (rows,) involution: the other wire of each row's comparator
+    start: int              # this layer's swap weights are w[:, start:stop]
+    stop: int
+    width: int              # columns of the state during this layer
+    grow_from: int | None   # state width before this layer when it must grow first
+    stride: int | None = None  # d when the pairs are exactly (b + t, b + t + d), b = 0, 2d, ...
+
+    @property
+    def cost(self) -> int:
+        return self.partner.numel() * self.width
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How to apply a network's layers to a state: steps, initial state and output layout.
+
+    ``kind == 'full'``: the state starts as the identity in block form over ``padded`` rows
+    (``offset`` leading rows are padding) and ends as the dense ``(n, n)`` matrix ``P``.
+    ``kind == 'left'``: the state starts as an ``(n, width)`` matrix ``E`` and the steps run in
+    reverse layer order, producing ``P^T E``; it is returned transposed, as ``E^T P``.
+    """
+
+    kind: str
+    n: int
+    padded: int
+    offset: int
+    steps: tuple[Step, ...]
+    checkpoints: tuple[int, ...]  # steps whose input state the forward pass keeps
+    arena: int              # elements per batch item to recompute the largest segment
+
+    # -- state layout changes (forward) and their adjoints (backward) --------------------------
+    def grow(self, state: torch.Tensor, old: int, new: int) -> torch.Tensor:
+        """Re-embed a block-diagonal state of block width ``old`` in width ``new``."""
+        if new == self.n and self.kind == "full":
+            full = _expand(state, old, self.padded)
+            return full[:, self.offset:, self.offset:].contiguous() if self.offset else full
+        return _expand(state, old, new)
+
+    def shrink(self, grad: torch.Tensor, old: int, new: int) -> torch.Tensor:
+        """Adjoint of :meth:`grow`: keep the diagonal blocks of width ``old``."""
+        if new == self.n and self.kind == "full":
+            if self.offset:
+                padded = grad.new_zeros(grad.shape[0], self.padded, self.padded)
+                padded[:, self.offset:, self.offset:] = grad
+                grad = padded
+            return _compress(grad, self.padded, old)
+        return _compress(grad, new, old)
+
+
+def _expand(state: torch.Tensor, old: int, new: int) -> torch.Tensor:
+    batch, rows, _ = state.shape
+    groups, sub = rows // new, new // old
+    out = state.new_zeros(batch, groups, sub, old, sub, old)
+    out.diagonal(dim1=2, dim2=4).copy_(state.view(batch, groups, sub, old, old).permute(0, 1, 3, 4, 2))
+    return out.view(batch, rows, new)
+
+
+def _compress(grad: torch.Tensor, new: int, old: int) -> torch.Tensor:
+    batch, rows, _ = grad.shape
+    groups, sub = rows // new, new // old
+    blocks = grad.reshape(batch, groups, sub, old, sub, old).diagonal(dim1=2, dim2=4)
+    return blocks.permute(0, 1, 4, 2, 3).reshape(batch, rows, old)
+
+
+def _step_tensors(pairs, rows: int, shift: int, device) -> tuple:
+    lo = [i + shift for i, _ in pairs]
+    hi = [j + shift for _, j in pairs]
+    partner = list(range(rows))
+    for i, j in zip(lo, hi):
+        partner[i], partner[j] = j, i
+    as_long = functools.partial(torch.tensor, dtype=torch.long, device=device)
+    return as_long(lo), as_long(hi), as_long(partner), _stride(lo, hi, rows)
+
+
+def _stride(lo, hi, rows: int) -> int | None:
+    """Return ``d`` if the pairs tile all rows as ``(b + t, b + t + d)``: views replace gathers."""
+    if not lo:
+        return None
+    d = hi[0] - lo[0]
+    if rows % (2 * d) or len(lo) * 2 != rows:
+        return None
+    regular = [b + t for b in range(0, rows, 2 * d) for t in range(d)]
+    return d if lo == regular and all(j - i == d for i, j in zip(lo, hi)) else None
+
+
+def _checkpoints(steps) -> tuple[tuple[int, ...], int]:
+    """Choose checkpoint steps minimising backward memory: checkpoints plus one recomputed segment.
+
+    A segment starts at a checkpoint and extends while its states fit a budget; budgets from
+    one state to all of them are tried in 5% steps (about ``2 sqrt(total)`` states at best).
+    Returns the checkpoint step indices and the recompute buffer size (elements per item).
+    """
+    costs = [s.cost for s in steps]
+    if not costs:
+        return (), 0
+    prefix = [0, *itertools.accumulate(costs)]
+    best = None
+    budget = max(costs)
+    while True:
+        starts, used = [], math.inf
+        for index, cost in enumerate(costs):
+            if used + cost > budget:
+                starts.append(index)
+                used = 0
+            used += cost
+        bounds = starts + [len(costs)]
+        arena = max(prefix[b] - prefix[a + 1] for a, b in zip(bounds, bounds[1:]))
+        memory = sum(costs[a] for a in starts) + arena
+        if best is None or memory < best[0]:
+            best = (memory, tuple(starts), arena)
+        if budget >= prefix[-1]:
+            break
+        budget = min(prefix[-1], int(budget * 1.05) + 1)
+    return best[1], best[2]
+
+
+@functools.lru_cache(maxsize=64)
+def full_plan(network: SortingNetwork, device: torch.device) -> Plan:
+    """Plan building the dense relaxed permutation ``P`` (``(n, n)``) of ``network``."""
+    n = network.n
+    padded = 1 << (n - 1).bit_length()
+    offset = padded - n
+    steps, start, block, dense = [], 0, 1, False
+    for layer in network.layers:
+        previous = block
+        if not dense:
+            for i, j in layer:
+                while (i + offset) // block != (j + offset) // block:
+                    block *= 2
+            dense = padded * block >= n * n
+        width = n if dense else block
+        rows, shift = (n, 0) if dense else (padded, offset)
+        lo, hi, partner, stride = _step_tensors(layer, rows, shift, device)
+        grow = None if width == previous else previous
+        steps.append(Step(lo, hi, partner, start, start + len(layer), width, grow, stride))
+        block, start = (n if dense else block), start + len(layer)
+    if not dense:  # the network never connected everything: finish with a dense layout
+        lo, hi, partner, _ = _step_tensors((), n, 0, device)
+        steps.append(Step(lo, hi, partner, start, start, n, block))
+    return Plan("full", n, padded, offset, tuple(steps), *_checkpoints(steps))
+
+
+@functools.lru_cache(maxsize=64)
+def left_plan(network: SortingNetwork, device: torch.device, width: int) -> Plan:
+    """Plan building ``E^T P`` for an ``(n, width)`` matrix ``E`` (layers applied in reverse)."""
+    n, steps, start = network.n, [], network.num_comparators
+    for layer in reversed(network.layers):
+        lo, hi, partner, stride = _step_tensors(layer, n, 0, device)
+        steps.append(Step(lo, hi, partner, start - len(layer), start, width, None, stride))
+        start -= len(layer)
+    return Plan("left", n, n, 0, tuple(steps), *_checkpoints(steps))
+
+
+def _keep(w: torch.Tensor, step: Step, rows: int) -> torch.Tensor:
+    """Per-row weight ``k`` of the row itself (1 for rows without a comparator), ``(B, rows, 1)``."""
+    seg = w[:, step.start:step.stop]
+    keep = w.new_ones(w.shape[0], rows)
+    keep.index_copy_(1, step.lo, seg).index_copy_(1, step.hi, seg)
+    return keep.unsqueeze(-1)
+
+
+class _Arena:
+    """Reusable flat buffers handing out contiguous views.
+
+    Large temporaries are otherwise fresh ``mmap`` allocations whose page faults cost more than
+    the arithmetic at ``n = 1024``.
+    """
+
+    def __init__(self, like: torch.Tensor):
+        self.like, self.buffers = like, {}
+
+    def view(self, key, shape, offset: int = 0) -> torch.Tensor:
+        size = offset + math.prod(shape)
+        buf = self.buffers.get(key)
+        if buf is None or buf.numel() < size:
+            self.buffers[key] = buf = self.like.new_empty(size)
+        return buf[offset:size].view(shape)
+
+
+def _mix_(state: torch.Tensor, step: Step, w: torch.Tensor, arena: _Arena) -> torch.Tensor:
+    """In place: ``state <- k * state + (1 - k) * state[partner]`` (also ``M^T`` since M = M^T)."""
+    return _mix(state, step, w, arena, state)
+
+
+def _mix(state: torch.Tensor, step: Step, w: torch.Tensor, arena: _Arena, out: torch.Tensor):
+    """Write ``k * state + (1 - k) * state[partner]`` to ``out`` (which may be ``state``)."""
+    if not step.lo.numel():
+        return out if out is state else out.copy_(state)
+    gathered = torch.index_select(state, 1, step.partner, out=arena.view("gather", state.shape))
+    weight = 1 - _keep(w, step, state.shape[1])
+    if out is state:
+        return state.lerp_(gathered, weight)
+    return torch.lerp(state, gathered, weight, out=out)
+
+
+def _pair_grad(grad: torch.Tensor, before: torch.Tensor, step: Step, arena: _Arena) -> torch.Tensor:
+    """Return ``dL/dw = sum_c (G[lo] - G[hi]) * (S[lo] - S[hi])`` per comparator, ``(B, m)``.
+
+    Large layers are processed in chunks of pairs so that the three gathered buffers stay near a
+    quarter of a state instead of one and a half states.
+    """
+    batch, rows, width = grad.shape
+    pairs = step.lo.numel()
+    if step.stride is not None:  # both halves are strided views: no gathers needed
+        shape = (batch, rows // (2 * step.stride), 2, step.stride, width)
+        g, s = grad.view(shape), before.view(shape)
+        d_grad = torch.sub(g[:, :, 0], g[:, :, 1], out=arena.view("d_grad", g[:, :, 0].shape))
+        d_state = torch.sub(s[:, :, 0], s[:, :, 1], out=arena.view("d_state", s[:, :, 0].shape))
+        return d_grad.mul_(d_state).sum(-1).view(batch, pairs)
+    chunk = min(pairs, max(-(-pairs // 4), (1 << 20) // max(1, batch * width)))
+    out = []
+    for first in range(0, pairs, chunk):
+        lo, hi = step.lo[first:first + chunk], step.hi[first:first + chunk]
+        shape = (batch, lo.numel(), width)
+        other = arena.view("hi", shape)
+        d_grad = torch.index_select(grad, 1, lo, out=arena.view("d_grad", shape))
+        d_grad.sub_(torch.index_select(grad, 1, hi, out=other))
+        d_state = torch.index_select(before, 1, lo, out=arena.view("d_state", shape))
+        d_state.sub_(torch.index_select(before, 1, hi, out=other))
+        out.append(d_grad.mul_(d_state).sum(-1))
+    return torch.cat(out, -1)
+
+
+class _Mix(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, w, plan, init):
+        state = _initial(plan, init, w)
+        arena = _Arena(w)
+        keep = set(plan.checkpoints) if ctx.needs_input_grad[0] else set()
+        saved = []
+        for s, step in enumerate(plan.steps):
+            if step.grow_from is not None:
+                state = plan.grow(state, step.grow_from, step.width)
+            if s in keep:
+                saved.append(state.clone())
+            _mix_(state, step, w, arena)
+        ctx.plan = plan
+        ctx.save_for_backward(w, *saved)
+        return state if plan.kind == "full" else state.transpose(1, 2).contiguous()
+
+    @staticmethod
+    def backward(ctx, grad):
+        plan, starts = ctx.plan, list(ctx.plan.checkpoints)
+        w, *saved = ctx.saved_tensors
+        if plan.kind == "full":
+            grad_state = grad.clone(memory_format=torch.contiguous_format)
+        else:
+            grad_state = grad.transpose(1, 2).contiguous()
+        grad_w = torch.zeros_like(w)
+        arena = _Arena(w)
+        bounds = starts + [len(plan.steps)]
+        for seg in reversed(range(len(starts))):
+            first, stop = bounds[seg], bounds[seg + 1]
+            # Recompute the inputs of this segment's steps into one reused buffer ("segment")
+            # of plan.arena elements per batch item, allocated once at full size.
+            inputs, state, offset = [saved[seg]], saved[seg], 0
+            arena.view("segment", (w.shape[0] * plan.arena,))
+            for s in range(first + 1, stop):
+                step = plan.steps[s]
+                if step.grow_from is None:
+                    target = arena.view("segment", state.shape, offset)
+                    nxt = _mix(state, plan.steps[s - 1], w, arena, target)
+                else:
+                    mixed = _mix_(state.clone(), plan.steps[s - 1], w, arena)
+                    grown = plan.grow(mixed, step.grow_from, step.width)
+                    nxt = arena.view("segment", grown.shape, offset).copy_(grown)
+                    del mixed, grown
+                offset += nxt.numel()
+                inputs.append(nxt)
+                state = nxt
+            del state
+            for s in reversed(range(first, stop)):
+                step, before = plan.steps[s], inputs.pop()
+                if step.lo.numel():
+                    grad_w[:, step.start:step.stop] = _pair_grad(grad_state, before, step, arena)
+                del before
+                _mix_(grad_state, step, w, arena)
+                if step.grow_from is not None:
+                    grad_state = plan.shrink(grad_state, step.grow_from, step.width)
+        return grad_w, None, None
+
+
+def _initial(plan: Plan, init, w: torch.Tensor) -> torch.Tensor:
+    batch = w.shape[0]
+    if plan.kind == "full":
+        return w.new_ones(batch, plan.padded, 1)
+    return init.to(w).expand(batch, *init.shape).clone()
+
+
+def mix(w: torch.Tensor, plan: Plan, init: torch.Tensor | None = None) -> torch.Tensor:
+    """Apply the relaxed layers with keep weights ``w`` ``(B, comparators)``.
+
+    Returns ``P`` ``(B, n, n)`` for a full plan, ``E^T P`` ``(B, width, n)`` for a left plan
+    with ``init = E`` ``(n, width)``. Memory in the backward pass: the segment checkpoints plus
+    one segment of states, about ``2 sqrt(layers)`` states of the (block-compressed) size.
+    """
+    return _Mix.apply(w, plan, init)
+
+
+def reference_permutation(w: torch.Tensor, network: SortingNetwork) -> torch.Tensor:
+    """Build ``P = M_L ... M_1`` with one dense ``(n, n)`` matrix product per layer (baseline)."""
+    n, batch = network.n, w.shape[0]
+    perm = torch.eye(n, dtype=w.dtype, device=w.device).expand(batch, n, n)
+    plan = left_plan(network, w.device, 1)  # same index tensors, dense coordinates
+    for step in reversed(plan.steps):
+        keep = _keep(w, step, n)
+        layer = torch.diag_embed(keep.squeeze(-1)) + torch.zeros_like(perm).scatter(
+            2, step.partner.expand(batch, n).unsqueeze(-1), 1 - keep)
+        perm = layer @ perm
+    return perm

@@ -1,0 +1,265 @@
+"""lgn.sort: networks, relaxed sorting against torch.sort and the dense reference, gradients."""
+
+import itertools
+import math
+
+import pytest
+import torch
+from torch.autograd.functional import jacobian
+
+from lgn.sort import (NETWORKS, SIGMOIDS, SoftSort, SortError, TopKCrossEntropy, bitonic_network,
+                      conditional_swap, odd_even_network, ranking_loss, relaxed_network,
+                      soft_rank, soft_sort, soft_top_k, sorting_network, top_k_cross_entropy,
+                      top_k_network)
+from lgn.sort import _mixing
+
+MONOTONIC = ("cauchy", "reciprocal", "optimal")
+
+
+@pytest.fixture
+def gen():
+    return torch.Generator().manual_seed(1234)
+
+
+# -- networks -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_networks_sort_every_binary_input(name):
+    # 0-1 principle: a comparator network sorts everything iff it sorts every 0/1 sequence.
+    for n in range(2, 12):
+        net = sorting_network(name, n)
+        for bits in itertools.product((0, 1), repeat=n):
+            assert net.apply(bits) == sorted(bits), (name, n, bits)
+
+
+def test_network_sizes():
+    assert odd_even_network(7).depth == 7
+    for log in range(1, 11):
+        assert bitonic_network(2 ** log).depth == log * (log + 1) // 2
+        assert bitonic_network(2 ** log).num_comparators == 2 ** (log - 1) * log * (log + 1) // 2
+    # Hidden padding only removes comparators: never more layers than the padded network.
+    assert bitonic_network(1000).depth == 55 and bitonic_network(1000).n == 1000
+
+
+def test_top_k_network_selects_and_is_partial(gen):
+    for n, k in [(2, 1), (7, 3), (16, 1), (16, 4), (33, 5), (64, 64), (100, 10)]:
+        net = top_k_network(n, k)
+        for _ in range(50):
+            values = torch.randn(n, generator=gen).tolist()
+            assert net.apply(values)[n - k:] == sorted(values)[n - k:], (n, k)
+        if k < n // 2:
+            assert net.num_comparators < bitonic_network(n).num_comparators
+
+
+# -- forward values -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", NETWORKS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_hard_limit_equals_torch_sort(name, dtype, gen):
+    for n in (2, 3, 5, 8, 13, 32):
+        x = torch.randn(4, 3, n, generator=gen, dtype=dtype)
+        x[0, 0, 1] = x[0, 0, 0]  # a tie
+        for descending in (False, True):
+            values, perm = soft_sort(x, name, steepness=math.inf, descending=descending)
+            torch.testing.assert_close(values, torch.sort(x, -1, descending=descending).values,
+                                       rtol=0, atol=0)
+            assert perm.dtype == dtype and set(perm.unique().tolist()) <= {0.0, 1.0}
+            torch.testing.assert_close((perm @ x.unsqueeze(-1)).squeeze(-1), values)
+
+
+@pytest.mark.parametrize("sigmoid", SIGMOIDS)
+def test_steep_limit_approaches_torch_sort(sigmoid, gen):
+    # Distinct values spaced >= 1e-2 apart; beta large enough for every sigmoid's tail.
+    x = torch.randperm(20, generator=gen).double().view(2, 10) * 1e-2
+    values, perm = soft_sort(x, steepness=1e9, sigmoid=sigmoid)
+    torch.testing.assert_close(values, torch.sort(x).values)
+    hard = torch.nn.functional.one_hot(torch.argsort(x), 10).double()
+    torch.testing.assert_close(perm, hard, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("sigmoid", SIGMOIDS)
+@pytest.mark.parametrize("name", NETWORKS)
+def test_permutation_is_doubly_stochastic(sigmoid, name, gen):
+    for n in (2, 6, 17, 64):
+        x = torch.randn(3, n, generator=gen, dtype=torch.float64) * 3
+        values, perm = soft_sort(x, name, sigmoid, steepness=1.5)
+        assert perm.min() >= 0
+        torch.testing.assert_close(perm.sum(-1), torch.ones(3, n, dtype=torch.float64))
+        torch.testing.assert_close(perm.sum(-2), torch.ones(3, n, dtype=torch.float64))
+        torch.testing.assert_close((perm @ x.unsqueeze(-1)).squeeze(-1), values)
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_fast_permutation_matches_dense_reference(name, gen):
+    # The O(n^2)-per-layer checkpointed kernel against one dense matrix product per layer:
+    # values and gradients, block-sparse (bitonic) and dense layouts, padded sizes.
+    for n in (2, 3, 7, 16, 33, 100):
+        net = sorting_network(name, n)
+        x = torch.randn(2, n, generator=gen, dtype=torch.float64, requires_grad=True)
+        weight = torch.randn(2, n, n, generator=gen, dtype=torch.float64)
+        _, w = relaxed_network(x, net, "cauchy", 2.0)
+        fast = _mixing.mix(w, _mixing.full_plan(net, x.device))
+        dense = _mixing.reference_permutation(w, net)
+        torch.testing.assert_close(fast, dense)
+        grad_fast, = torch.autograd.grad((fast * weight).sum(), x, retain_graph=True)
+        grad_dense, = torch.autograd.grad((dense * weight).sum(), x)
+        torch.testing.assert_close(grad_fast, grad_dense)
+
+
+def test_backward_keeps_few_states():
+    # Saved for backward: checkpoints only, never one P per layer (bitonic 256 has 36 layers).
+    n, batch = 256, 2
+    x = torch.randn(batch, n, requires_grad=True)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.numel()) or t, lambda t: t):
+        soft_sort(x)
+    assert sum(saved) <= 6 * batch * n * n
+
+
+def test_batch_dims_descending_and_module(gen):
+    x = torch.randn(2, 3, 4, 9, generator=gen)
+    values, perm = soft_sort(x, steepness=5.0, descending=True)
+    assert values.shape == x.shape and perm.shape == (2, 3, 4, 9, 9)
+    flat_values, flat_perm = soft_sort(x.reshape(-1, 9), steepness=5.0)
+    torch.testing.assert_close(values.reshape(-1, 9), flat_values.flip(-1))
+    torch.testing.assert_close(perm.reshape(-1, 9, 9), flat_perm.flip(-2))
+    module_values, module_perm = SoftSort(9, steepness=5.0, descending=True)(x)
+    torch.testing.assert_close(module_values, values)
+    torch.testing.assert_close(module_perm, perm)
+
+
+def test_conditional_swap():
+    a, b = torch.tensor([0.0, 3.0]), torch.tensor([1.0, -1.0])
+    lo, hi = conditional_swap(a, b, steepness=math.inf)
+    assert lo.tolist() == [0.0, -1.0] and hi.tolist() == [1.0, 3.0]
+    lo, hi = conditional_swap(a, b, steepness=1.0)
+    torch.testing.assert_close(lo + hi, a + b)
+    assert (lo <= hi).all()
+
+
+# -- ranks and top-k ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_soft_rank(name, gen):
+    x = torch.randn(5, 11, generator=gen, dtype=torch.float64)
+    hard = soft_rank(x, name, steepness=math.inf)
+    torch.testing.assert_close(hard, (torch.argsort(torch.argsort(x)) + 1).double())
+    torch.testing.assert_close(soft_rank(x, name, steepness=math.inf, descending=True), 12 - hard)
+    _, perm = soft_sort(x, name, steepness=2.0)
+    positions = torch.arange(1, 12, dtype=torch.float64).view(-1, 1)
+    torch.testing.assert_close(soft_rank(x, name, steepness=2.0), (perm * positions).sum(-2))
+
+
+def test_top_k_agrees_with_full_sort(gen):
+    for n, k in [(2, 1), (5, 2), (16, 4), (37, 5), (64, 64)]:
+        x = torch.randn(3, n, generator=gen, dtype=torch.float64)
+        values, rows = soft_top_k(x, k, steepness=math.inf)
+        full_values, full_perm = soft_sort(x, steepness=math.inf, descending=True)
+        torch.testing.assert_close(values, full_values[:, :k], rtol=0, atol=0)
+        torch.testing.assert_close(rows, full_perm[:, :k])
+        # Relaxed: rows are distributions; steep enough, the relaxed top-k matches the sort.
+        values, rows = soft_top_k(x, k, steepness=1.0)
+        torch.testing.assert_close(rows.sum(-1), torch.ones(3, k, dtype=torch.float64))
+        assert rows.min() >= 0 and (rows.sum(-2) <= 1 + 1e-12).all()
+        torch.testing.assert_close((rows @ x.unsqueeze(-1)).squeeze(-1), values)
+        values, _ = soft_top_k(x, k, steepness=1e9)
+        torch.testing.assert_close(values, torch.topk(x, k).values)
+
+
+def test_top_k_cross_entropy(gen):
+    scores = torch.randn(6, 10, generator=gen, dtype=torch.float64, requires_grad=True)
+    labels = torch.randint(0, 10, (6,), generator=gen)
+    hard = top_k_cross_entropy(scores, labels, k=3, steepness=math.inf, eps=1e-3)
+    inside = (torch.topk(scores, 3).indices == labels[:, None]).any(-1)
+    expected = torch.where(inside, 0.0, -math.log(1e-3)).double().mean()
+    torch.testing.assert_close(hard, expected)
+    loss = TopKCrossEntropy(k=(1, 5), weights=(0.5, 0.5), steepness=2.0)(scores, labels)
+    loss.backward()
+    # Raising the true class's score can only help it into the top k.
+    assert (scores.grad.gather(1, labels[:, None]) <= 0).all()
+
+
+def test_ranking_loss(gen):
+    x = torch.randn(4, 6, generator=gen, dtype=torch.float64)
+    order = torch.argsort(x)
+    _, perm = soft_sort(x, steepness=math.inf)
+    assert ranking_loss(perm, order).item() == 0
+    _, soft = soft_sort(x, steepness=1.0)
+    loss = ranking_loss(soft, order)
+    torch.testing.assert_close(loss, ranking_loss(soft, torch.nn.functional.one_hot(order, 6).double()))
+    assert loss > 0 and ranking_loss(soft, order.flip(-1)) > loss
+
+
+# -- gradients ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("sigmoid", SIGMOIDS)
+def test_gradcheck(sigmoid, gen):
+    x = torch.randn(2, 6, generator=gen, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x: soft_sort(x, sigmoid=sigmoid, steepness=2.0), (x,))
+    assert torch.autograd.gradcheck(lambda x: soft_sort(x, "odd_even", sigmoid, 2.0)[1], (x,))
+
+
+def test_gradcheck_rank_top_k_and_losses(gen):
+    x = torch.randn(2, 7, generator=gen, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x: soft_rank(x, steepness=2.0), (x,))
+    assert torch.autograd.gradcheck(lambda x: soft_top_k(x, 3, steepness=2.0), (x,))
+    order = torch.argsort(torch.randn(2, 7, generator=gen))
+    assert torch.autograd.gradcheck(lambda x: ranking_loss(soft_sort(x, steepness=2.0)[1], order), (x,))
+    labels = torch.tensor([0, 4])
+    assert torch.autograd.gradcheck(lambda x: top_k_cross_entropy(x, labels, (1, 3), steepness=2.0), (x,))
+
+
+def _min_jacobian(sigmoid, gen, trials=8):
+    worst = math.inf
+    for name in NETWORKS:
+        for _ in range(trials):
+            x = torch.randn(6, generator=gen, dtype=torch.float64)
+            jac = jacobian(lambda x: soft_sort(x, name, sigmoid, steepness=2.0)[0], x)
+            worst = min(worst, jac.min().item())
+    return worst
+
+
+@pytest.mark.parametrize("sigmoid", MONOTONIC)
+def test_monotonic_sigmoids_have_nonnegative_jacobian(sigmoid, gen):
+    assert _min_jacobian(sigmoid, gen) >= -1e-12
+
+
+def test_logistic_is_not_monotonic(gen):
+    assert _min_jacobian("logistic", gen) < -0.05
+
+
+# -- errors ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: soft_sort(torch.tensor([1.0, float("nan"), 2.0])), "NaN or infinite"),
+    (lambda: soft_sort(torch.tensor([1.0, float("inf")])), "NaN or infinite"),
+    (lambda: soft_sort(torch.tensor([[1.0], [2.0]])), "n >= 2"),
+    (lambda: soft_sort(torch.tensor(1.0)), "n >= 2"),
+    (lambda: soft_sort(torch.tensor([3, 1, 2])), "floating-point"),
+    (lambda: soft_sort(torch.randn(4), network="bubble"), "unknown network"),
+    (lambda: soft_sort(torch.randn(4), sigmoid="tanh"), "unknown sigmoid"),
+    (lambda: soft_sort(torch.randn(4), steepness=0.0), "steepness"),
+    (lambda: soft_sort(torch.randn(4), network=bitonic_network(5)), "wires"),
+    (lambda: soft_rank(torch.randn(4, 1)), "n >= 2"),
+    (lambda: soft_top_k(torch.randn(4), 5), "k must"),
+    (lambda: sorting_network("bitonic", 1), "n >= 2"),
+    (lambda: SoftSort(4, network="merge"), "unknown network"),
+    (lambda: ranking_loss(torch.rand(2, 3, 3), torch.zeros(2, 4, dtype=torch.long)), "shape"),
+    (lambda: top_k_cross_entropy(torch.randn(2, 4), torch.tensor([0, 4])), "labels"),
+    (lambda: top_k_cross_entropy(torch.randn(2, 4), torch.tensor([0, 1]), k=(1, 2), weights=(1, 1)),
+     "weights"),
+])
+def test_bad_input_raises_sort_error(call, message):
+    with pytest.raises(SortError, match=message):
+        call()
+    assert issubclass(SortError, ValueError)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu(gen):
+    x = torch.randn(3, 50, generator=gen, dtype=torch.float64)
+    for name in NETWORKS:
+        values, perm = soft_sort(x, name, steepness=3.0)
+        cuda_values, cuda_perm = soft_sort(x.cuda(), name, steepness=3.0)
+        torch.testing.assert_close(cuda_values.cpu(), values)
+        torch.testing.assert_close(cuda_perm.cpu(), perm)
