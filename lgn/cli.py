@@ -77,6 +77,8 @@ def _dataset_names() -> str:
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Batch size [dataset preset].")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Adam learning rate [dataset preset; 0.01 otherwise].")
+@click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default=None,
+              help="Learning rate over the run: constant, or cosine decay to 0 [dataset preset].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds connections, init and batches.")
 @click.option("--connections", type=click.Choice(["random", "unique"]), default=None,
               help="How gates pick their two inputs [random].")

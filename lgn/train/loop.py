@@ -49,6 +49,7 @@ class TrainConfig:
     steps: int | None = None  # stop after this many optimizer steps (overrides epochs)
     batch_size: int = 128
     lr: float = 0.01
+    lr_schedule: str = "constant"  # 'constant' or 'cosine' (decays to 0 over the run)
     seed: int = 0
     connections: str = "random"
     init: str = "random"
@@ -226,6 +227,7 @@ def train(config: TrainConfig, data, out: str | os.PathLike | None = None, resum
                     bar.close()
                     kept = f"last good checkpoint: {last_good}" if last_good else "no checkpoint was written"
                     raise TrainingError(f"loss became {loss.item()} at step {step + 1} (epoch {epoch + 1}); {kept}")
+                _set_lr(optimizer, config, step, total_steps)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -258,6 +260,17 @@ def train(config: TrainConfig, data, out: str | os.PathLike | None = None, resum
     final = checkpoint(epoch, batch, perm)  # perm is None at an epoch boundary
     model.eval()
     return TrainResult(model=model, config=config, history=history, checkpoint=final, interrupted=interrupted)
+
+
+def _set_lr(optimizer, config: TrainConfig, step: int, total_steps: int) -> None:
+    if config.lr_schedule == "cosine":
+        lr = 0.5 * config.lr * (1 + math.cos(math.pi * step / max(total_steps, 1)))
+    elif config.lr_schedule == "constant":
+        lr = config.lr
+    else:
+        raise TrainingError(f"unknown lr schedule {config.lr_schedule!r}, expected 'constant' or 'cosine'")
+    for group in optimizer.param_groups:
+        group["lr"] = lr
 
 
 def _epoch_metrics(model, epoch, step, loss, x_test, y_test, seconds):
