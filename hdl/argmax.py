@@ -6,7 +6,7 @@ from amaranth.hdl import C, Module, Mux, Signal, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .core import check_pipeline, register_after
+from .core import check_pipeline, checked_init, register_after
 from .popcount import tree_levels
 
 __all__ = ["Argmax", "index_width"]
@@ -34,6 +34,7 @@ class Argmax(wiring.Component):
         Register rows between ``scores`` and ``index``.
     """
 
+    @checked_init
     def __init__(self, num_classes: int, score_width: int, pipeline: int = 0, stage_offset: int = 0):
         if num_classes < 1 or score_width < 1:
             raise ValueError(f"Argmax needs >= 1 class and score bit, got {num_classes}, {score_width}")

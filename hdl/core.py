@@ -8,6 +8,8 @@ copies) and constant gates become wires, not logic.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from amaranth.hdl import C, Cat, Module, Signal
 from amaranth.lib import wiring
@@ -18,7 +20,7 @@ from lgn.nn import gates
 
 from .errors import HDLError
 
-__all__ = ["NetlistCore", "register_after", "CHUNK_BITS"]
+__all__ = ["NetlistCore", "register_after", "CHUNK_BITS", "checked_init"]
 
 #: Widest single assignment the core emits (bits); bounds the size of one ``Cat``.
 CHUNK_BITS = 1024
@@ -40,6 +42,23 @@ _EXPR = {
 }
 _USES_A = {op for op in _EXPR if op not in (gates.NOT_B,)}
 _USES_B = {op for op in _EXPR if op not in (gates.NOT_A,)}
+
+
+def checked_init(init):
+    """Wrap a component's ``__init__`` so that bad arguments raise without an Amaranth warning.
+
+    Amaranth warns about every elaboratable that is created and never elaborated, including one
+    whose constructor raised; such an object was never usable, so it is silenced.
+    """
+    @functools.wraps(init)
+    def wrapper(self, *args, **kwargs):
+        try:
+            init(self, *args, **kwargs)
+        except Exception:
+            self._MustUse__silence = True
+            raise
+
+    return wrapper
 
 
 def check_pipeline(pipeline) -> int:
@@ -106,6 +125,7 @@ class NetlistCore(wiring.Component):
         Register rows between ``bits`` and ``outputs``.
     """
 
+    @checked_init
     def __init__(self, netlist: Netlist, pipeline: int = 0, stage_offset: int = 0):
         self.netlist = netlist
         self.pipeline = check_pipeline(pipeline)

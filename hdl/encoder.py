@@ -11,7 +11,7 @@ from amaranth.lib.wiring import In, Out
 
 from lgn.compile.netlist import ThermometerEncoding
 
-from .core import CHUNK_BITS
+from .core import CHUNK_BITS, checked_init
 
 __all__ = ["ThermometerEncoder", "feature_shape", "float32_key"]
 
@@ -54,6 +54,7 @@ class ThermometerEncoder(wiring.Component):
     bits : Out(num_inputs)
     """
 
+    @checked_init
     def __init__(self, encoding: ThermometerEncoding):
         self.encoding = encoding
         self.shape = feature_shape(encoding.dtype)

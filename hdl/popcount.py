@@ -6,7 +6,7 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .core import check_pipeline, register_after
+from .core import check_pipeline, checked_init, register_after
 
 __all__ = ["PopCount", "tree_levels"]
 
@@ -32,6 +32,7 @@ class PopCount(wiring.Component):
         Register rows between ``bits`` and ``count``.
     """
 
+    @checked_init
     def __init__(self, width: int, pipeline: int = 0, stage_offset: int = 0):
         if width < 1:
             raise ValueError(f"PopCount needs at least one bit, got width {width}")

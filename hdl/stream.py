@@ -9,7 +9,7 @@ from amaranth.lib.wiring import In, Out
 from lgn.compile.netlist import Netlist
 
 from .argmax import Argmax, index_width
-from .core import NetlistCore, check_pipeline
+from .core import NetlistCore, check_pipeline, checked_init
 from .encoder import ThermometerEncoder, feature_shape
 from .errors import HDLError
 from .popcount import PopCount, tree_levels
@@ -61,6 +61,7 @@ class Classifier(wiring.Component):
         Popcount of each class (the trained model's score times ``tau``).
     """
 
+    @checked_init
     def __init__(self, netlist: Netlist, pipeline: int = 0, raw_features: bool | None = None):
         self.netlist = netlist
         self.pipeline = check_pipeline(pipeline)

@@ -153,7 +153,7 @@ def to_verilog(netlist: Netlist, name: str = "lgn_net", pipeline: int = 0,
     """
     module = sanitize_name(name)
     top = Classifier(netlist, pipeline, raw_features)
-    text = amaranth_rtlil.convert(top, name=module, emit_src=False)
+    text = _extend_adder_operands(amaranth_rtlil.convert(top, name=module, emit_src=False))
     attrs = " ".join(f"-remove {a}" for a in ("generator", "top", "src", "amaranth.hierarchy",
                                               "amaranth.decoding"))
     script = "\n".join([
@@ -170,6 +170,29 @@ def to_verilog(netlist: Netlist, name: str = "lgn_net", pipeline: int = 0,
         header.append(f"// lint waiver {rule}: {why}.")
         header.append(f"/* verilator lint_off {rule} */")
     return "\n".join(header) + "\n" + verilog
+
+
+_ADD_CELL = re.compile(r"(cell \$add \S+\n)(.*?)(\n\s*end\n)", re.S)
+
+
+def _extend_adder_operands(rtlil: str) -> str:
+    """Zero-extend the operands of every ``$add`` cell to its result width, in RTLIL text.
+
+    Amaranth drops known-zero high bits of adder operands, so the Verilog writer would emit
+    ``sum[6:0] = a[5:0] + b[4:0]``, which ``verilator -Wall`` rejects (WIDTH). Extending the
+    operands explicitly gives ``{ 1'h0, a } + { 2'h0, b }``: the same arithmetic, lint-clean.
+    """
+    def extend(match):
+        body = match[2]
+        width = {k: int(v) for k, v in re.findall(r"parameter \\([ABY])_WIDTH (\d+)", body)}
+        for port in "AB":
+            pad = width["Y"] - width[port]
+            if pad > 0:
+                body = re.sub(rf"parameter \\{port}_WIDTH \d+", f"parameter \\\\{port}_WIDTH {width['Y']}", body)
+                body = re.sub(rf"connect \\{port} (.+)", lambda c: f"connect \\{port} {{ {pad}'{'0' * pad} {c[1]} }}", body)
+        return match[1] + body + match[3]
+
+    return _ADD_CELL.sub(extend, rtlil)
 
 
 def _render(template: str, values: dict) -> str:
