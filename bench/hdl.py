@@ -199,13 +199,14 @@ def in_child(kind: str, total: int) -> dict:
 
 def export_table(skip_baseline: bool) -> None:
     print("## Verilog export (pipeline=2, 100 test vectors; fresh process each)\n")
-    print("| gates | lgn export s (CPU s) | peak MB | limit s | naive per-gate Amaranth s (CPU s) "
+    print("| gates | lgn export s (CPU s) | peak MB | limit s (on CPU s) | naive per-gate Amaranth s (CPU s) "
           "| speed-up (CPU) |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: |")
     for total in SHAPES:
         ours = in_child("export", total)
         naive = None if skip_baseline or total > 48_000 else in_child("naive", total)
-        ok = "ok" if ours["seconds"] <= EXPORT_LIMIT_S[total] and ours["peak_mb"] <= MEMORY_LIMIT_MB \
+        # judged on CPU seconds: wall time on a shared, oversubscribed machine measures the others
+        ok = "ok" if ours["cpu"] <= EXPORT_LIMIT_S[total] and ours["peak_mb"] <= MEMORY_LIMIT_MB \
             else "OVER"
         base = f"{naive['seconds']:.1f} ({naive['cpu']:.1f})" if naive else "-"
         ratio = f"{naive['cpu'] / ours['cpu']:.1f}x" if naive else "-"

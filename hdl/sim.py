@@ -15,6 +15,7 @@ from lgn.compile.netlist import Netlist
 
 from .encoder import feature_shape
 from .errors import HDLError, ToolFailedError, ToolMissingError
+from .popcount import MAX_GROUP
 from .stream import Classifier
 
 __all__ = ["simulate", "run_testbench", "lint"]
@@ -39,7 +40,8 @@ def _packed_inputs(netlist: Netlist, top: Classifier, inputs) -> list[int]:
 
 
 def simulate(netlist: Netlist, inputs, pipeline: int = 0, raw_features: bool | None = None,
-             stall_seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+             stall_seed: int | None = None,
+             popcount_group: int = MAX_GROUP) -> tuple[np.ndarray, np.ndarray]:
     """Run the :class:`~lgn.hdl.stream.Classifier` in Amaranth's simulator.
 
     Parameters
@@ -55,7 +57,7 @@ def simulate(netlist: Netlist, inputs, pipeline: int = 0, raw_features: bool | N
     classes : ndarray (N,), scores : ndarray (N, num_classes)
         In input order; compare with :func:`lgn.compile.packed.run`.
     """
-    top = Classifier(netlist, pipeline, raw_features)
+    top = Classifier(netlist, pipeline, raw_features, popcount_group)
     samples = _packed_inputs(netlist, top, inputs)
     port = top.features.as_value() if top.raw_features else top.bits
     width, count = top.score_width, netlist.num_classes

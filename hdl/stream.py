@@ -12,28 +12,28 @@ from .argmax import Argmax, index_width
 from .core import NetlistCore, check_pipeline, checked_init
 from .encoder import ThermometerEncoder, feature_shape
 from .errors import HDLError
-from .popcount import PopCount, tree_levels
+from .popcount import MAX_GROUP, PopCount, check_group, popcount_levels, tree_levels
 
 __all__ = ["Classifier", "logic_stages", "latency"]
 
 
-def logic_stages(netlist: Netlist) -> int:
+def logic_stages(netlist: Netlist, popcount_group: int = MAX_GROUP) -> int:
     """Return the logic stages of the datapath: netlist levels + popcount and argmax tree levels."""
-    return (netlist.depth + tree_levels(netlist.outputs_per_class)
+    return (netlist.depth + popcount_levels(netlist.outputs_per_class, check_group(popcount_group))
             + tree_levels(netlist.num_classes))
 
 
-def latency(netlist: Netlist, pipeline: int) -> int:
+def latency(netlist: Netlist, pipeline: int, popcount_group: int = MAX_GROUP) -> int:
     """Return the clock cycles from input to result with a register row every ``pipeline`` stages."""
     pipeline = check_pipeline(pipeline)
-    return logic_stages(netlist) // pipeline if pipeline else 0
+    return logic_stages(netlist, popcount_group) // pipeline if pipeline else 0
 
 
 class Classifier(wiring.Component):
     """Classify one sample per handshake: ``features`` (or ``bits``) in, class index and scores out.
 
-    The datapath is a chain of logic stages: the netlist's levels, then the popcount tree's levels,
-    then the argmax tree's levels. With ``pipeline=N > 0`` a register row follows every ``N``-th
+    The datapath is a chain of logic stages: the netlist's levels, then the popcount's levels
+    (compressors, then the adder tree), then the argmax tree's levels. With ``pipeline=N > 0`` a register row follows every ``N``-th
     stage, so ``latency = stages // N`` clock cycles; the whole pipeline advances whenever the output
     is not stalled (``en = ~out_valid | out_ready``), which accepts one sample per cycle while the
     consumer is ready. ``pipeline=0`` is purely combinational (no clock, ``out_valid = in_valid``,
@@ -47,6 +47,9 @@ class Classifier(wiring.Component):
     raw_features : bool or None
         Take raw features through the netlist's thermometer encoding (default: whenever the netlist
         has one) instead of input bits.
+    popcount_group : int
+        Count each class's bits in groups of this many (2..6) with LUT-sized compressors before
+        the adder tree; 6 suits LUT6 devices (Xilinx, Intel), 0 (plain adder tree) LUT4 parts.
 
     Attributes
     ----------
@@ -62,7 +65,8 @@ class Classifier(wiring.Component):
     """
 
     @checked_init
-    def __init__(self, netlist: Netlist, pipeline: int = 0, raw_features: bool | None = None):
+    def __init__(self, netlist: Netlist, pipeline: int = 0, raw_features: bool | None = None,
+                 popcount_group: int = MAX_GROUP):
         self.netlist = netlist
         self.pipeline = check_pipeline(pipeline)
         if raw_features is None:
@@ -70,8 +74,9 @@ class Classifier(wiring.Component):
         if raw_features and netlist.encoding is None:
             raise HDLError("raw_features=True needs a netlist with a thermometer encoding")
         self.raw_features = bool(raw_features)
+        self.popcount_group = check_group(popcount_group)
         self.score_width = netlist.outputs_per_class.bit_length()
-        self.stages = logic_stages(netlist)
+        self.stages = logic_stages(netlist, self.popcount_group)
         members = {}
         if self.raw_features:
             enc = netlist.encoding
@@ -102,11 +107,12 @@ class Classifier(wiring.Component):
         else:
             m.d.comb += core.bits.eq(self.bits)
         offset = net.depth
-        argmax = Argmax(net.num_classes, self.score_width, n, offset + tree_levels(k))
+        argmax = Argmax(net.num_classes, self.score_width, n,
+                        offset + popcount_levels(k, self.popcount_group))
         m.submodules.argmax = argmax
         units = [core, argmax]
         for c in range(net.num_classes):
-            count = PopCount(k, n, offset)
+            count = PopCount(k, n, offset, self.popcount_group)
             m.submodules[f"popcount{c}"] = count
             units.append(count)
             m.d.comb += [count.bits.eq(core.outputs[c * k : (c + 1) * k]),

@@ -42,6 +42,8 @@ TARGETS = ("xilinx", "ice40")
 ICE40_DEVICES = {"hx1k": ("--hx1k", "tq144", 1280), "up5k": ("--up5k", "sg48", 5280),
                  "hx8k": ("--hx8k", "ct256", 7680)}
 _MIN_YOSYS = (0, 40)
+#: Popcount compressor size giving the fewest LUTs per target (measured in bench/hdl.py).
+TARGET_POPCOUNT_GROUP = {"xilinx": 6, "ice40": 0}
 
 _MAP_LUTS = {
     "xilinx": ["opt_expr -mux_undef -noclkinv", "abc -luts 2:2,3,6:5,10,20", "clean",
@@ -241,7 +243,8 @@ def _summarize(mapped: dict, module: str) -> tuple[dict, dict, int, int, int, in
 
 def synth(netlist: Netlist, target: str = "xilinx", name: str = "lgn_net", pipeline: int = 0,
           raw_features: bool | None = None, device: str | None = None,
-          place_and_route: bool | None = None, timeout: float = 1800) -> SynthReport:
+          place_and_route: bool | None = None, popcount_group: int | None = None,
+          timeout: float = 1800) -> SynthReport:
     """Synthesize the exported classifier with Yosys and report its size (and Fmax on iCE40).
 
     Parameters
@@ -253,6 +256,9 @@ def synth(netlist: Netlist, target: str = "xilinx", name: str = "lgn_net", pipel
     place_and_route : bool or None
         iCE40 only: ``None`` places and routes when the design fits, ``True`` requires it (raise
         :class:`DeviceTooSmallError` when it does not fit), ``False`` skips it.
+    popcount_group : int or None
+        Popcount compressor size (see :func:`~lgn.hdl.verilog.export`); ``None`` picks the
+        smaller design for the target: 6 for Xilinx LUT6, 0 (adder tree) for iCE40 LUT4.
 
     Raises
     ------
@@ -267,6 +273,8 @@ def synth(netlist: Netlist, target: str = "xilinx", name: str = "lgn_net", pipel
         raise UnknownTargetError(f"device {device!r} is an iCE40 part, but target is {target!r}")
     pipeline = check_pipeline(pipeline)
     module = sanitize_name(name)
+    if popcount_group is None:
+        popcount_group = TARGET_POPCOUNT_GROUP[target]
     wants_pnr = target == "ice40" and place_and_route is not False
     if wants_pnr and (device is not None or place_and_route):
         part = device or "hx8k"
@@ -276,15 +284,15 @@ def synth(netlist: Netlist, target: str = "xilinx", name: str = "lgn_net", pipel
                 f"the netlist needs at least {lower_bound} LUT4s ({live_gates(netlist)} live "
                 f"gates), more than the {ICE40_DEVICES[part][2]} logic cells of the iCE40 "
                 f"{part.upper()}")
-    verilog = to_verilog(netlist, module, pipeline, raw_features)
+    verilog = to_verilog(netlist, module, pipeline, raw_features, popcount_group)
     with tempfile.TemporaryDirectory(prefix="lgn_synth_") as tmp:
         work = Path(tmp)
         mapped = _synthesize(verilog, module, target, work, timeout)
         cells, sizes, luts, flops, carry, depth = _summarize(mapped, module)
         fmax, chosen, note = None, None, ""
         if wants_pnr:
-            harness_ffs = sum(port[2] for port in describe(netlist, module, pipeline,
-                                                            raw_features).ports)
+            ports = describe(netlist, module, pipeline, raw_features, popcount_group).ports
+            harness_ffs = sum(port[2] for port in ports)
             need = luts + harness_ffs
             fitting = [d for d in ("up5k", "hx8k") if ICE40_DEVICES[d][2] >= need]
             chosen = device or (fitting[0] if fitting else None)
@@ -296,9 +304,10 @@ def synth(netlist: Netlist, target: str = "xilinx", name: str = "lgn_net", pipel
                     raise DeviceTooSmallError(message)
                 note, chosen = message + "; not placed and routed", None
             else:
-                top = Classifier(netlist, pipeline, raw_features)
+                top = Classifier(netlist, pipeline, raw_features, popcount_group)
                 fmax = _place_and_route(top, module, chosen, work, timeout)
-    return SynthReport(target, module, pipeline, latency(netlist, pipeline), luts, sizes, flops,
+    return SynthReport(target, module, pipeline, latency(netlist, pipeline, popcount_group), luts,
+                       sizes, flops,
                        carry, depth, cells, chosen, fmax, note)
 
 

@@ -19,6 +19,7 @@ from .encoder import feature_shape
 from .errors import HDLError, InvalidNameError
 from .argmax import index_width
 from .core import check_pipeline
+from .popcount import MAX_GROUP
 from .stream import Classifier, latency, logic_stages
 
 __all__ = ["to_verilog", "export", "sanitize_name", "describe", "Design", "test_vectors"]
@@ -100,14 +101,14 @@ class Design:
 
 
 def describe(netlist: Netlist, name: str = "lgn_net", pipeline: int = 0,
-             raw_features: bool | None = None) -> Design:
+             raw_features: bool | None = None, popcount_group: int = MAX_GROUP) -> Design:
     """Return the :class:`Design` facts of ``netlist`` exported with these options."""
     pipeline = check_pipeline(pipeline)
     if raw_features is None:
         raw_features = netlist.encoding is not None
     if raw_features and netlist.encoding is None:
         raise HDLError("raw_features=True needs a netlist with a thermometer encoding")
-    cycles = latency(netlist, pipeline)
+    cycles = latency(netlist, pipeline, popcount_group)
     score_width = netlist.outputs_per_class.bit_length()
     ports = []
     if cycles:
@@ -133,7 +134,8 @@ def describe(netlist: Netlist, name: str = "lgn_net", pipeline: int = 0,
          f"[{score_width}*c +: {score_width}]"),
     ]
     return Design(sanitize_name(name), pipeline, cycles, tuple(ports), netlist.num_gates,
-                  netlist.depth, netlist.gate_counts(), logic_stages(netlist), bool(raw_features))
+                  netlist.depth, netlist.gate_counts(), logic_stages(netlist, popcount_group),
+                  bool(raw_features))
 
 
 # Verilator -Wall waivers for the emitted module, each with the reason it is safe.
@@ -145,14 +147,14 @@ _WAIVERS = (
 
 
 def to_verilog(netlist: Netlist, name: str = "lgn_net", pipeline: int = 0,
-               raw_features: bool | None = None) -> str:
+               raw_features: bool | None = None, popcount_group: int = MAX_GROUP) -> str:
     """Return the Verilog text of one self-contained module ``name`` classifying with ``netlist``.
 
     See :class:`~lgn.hdl.stream.Classifier` for the ports and the pipelining rule; ``name`` is
     cleaned with :func:`sanitize_name`. The design is flattened into a single module.
     """
     module = sanitize_name(name)
-    top = Classifier(netlist, pipeline, raw_features)
+    top = Classifier(netlist, pipeline, raw_features, popcount_group)
     text = _extend_adder_operands(amaranth_rtlil.convert(top, name=module, emit_src=False))
     attrs = " ".join(f"-remove {a}" for a in ("generator", "top", "src", "amaranth.hierarchy",
                                               "amaranth.decoding"))
@@ -250,7 +252,7 @@ def test_vectors(netlist: Netlist, count: int = 1000, seed: int = 0,
 
 def export(netlist: Netlist, out_dir, name: str = "lgn_net", pipeline: int = 0,
            features=None, vectors: int = 1000, seed: int = 0,
-           raw_features: bool | None = None) -> list[Path]:
+           raw_features: bool | None = None, popcount_group: int = MAX_GROUP) -> list[Path]:
     """Write ``NAME.v``, the self-checking testbench ``NAME_tb.v`` and ``NAME_report.txt``.
 
     Parameters
@@ -268,13 +270,16 @@ def export(netlist: Netlist, out_dir, name: str = "lgn_net", pipeline: int = 0,
         from :func:`lgn.compile.packed.run`.
     raw_features : bool or None
         Whether the module takes raw features (default: when the netlist has an encoding).
+    popcount_group : int
+        Compressor size of the popcounts (6 for LUT6 devices, 0 for a plain adder tree: smaller
+        on LUT4 parts such as iCE40); see :class:`~lgn.hdl.stream.Classifier`.
 
     Returns
     -------
     list of Path
         The three files written.
     """
-    design = describe(netlist, name, pipeline, raw_features)
+    design = describe(netlist, name, pipeline, raw_features, popcount_group)
     if features is None:
         features = test_vectors(netlist, vectors, seed, design.raw_features)
     features = np.asarray(features)
@@ -309,7 +314,8 @@ def export(netlist: Netlist, out_dir, name: str = "lgn_net", pipeline: int = 0,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = {
-        f"{design.name}.v": to_verilog(netlist, design.name, pipeline, design.raw_features),
+        f"{design.name}.v": to_verilog(netlist, design.name, pipeline, design.raw_features,
+                                       popcount_group),
         f"{design.name}_tb.v": _render("hdl_testbench.v.j2", values),
         f"{design.name}_report.txt": design.report(),
     }

@@ -23,8 +23,9 @@ def reference(netlist, inputs, raw=None):
     return scores.argmax(axis=1), scores
 
 
-def check(netlist, inputs, pipeline, stall_seed=None, raw=None):
-    classes, scores = simulate(netlist, inputs, pipeline, raw, stall_seed=stall_seed)
+def check(netlist, inputs, pipeline, stall_seed=None, raw=None, group=6):
+    classes, scores = simulate(netlist, inputs, pipeline, raw, stall_seed=stall_seed,
+                               popcount_group=group)
     want_classes, want_scores = reference(netlist, inputs, raw)
     np.testing.assert_array_equal(scores, want_scores)
     np.testing.assert_array_equal(classes, want_classes)
@@ -32,12 +33,14 @@ def check(netlist, inputs, pipeline, stall_seed=None, raw=None):
 
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), inputs=st.integers(1, 10), gates=st.integers(0, 60),
-       classes=st.integers(1, 5), per_class=st.integers(1, 6), pipeline=st.integers(0, 3),
-       stalls=st.booleans())
-def test_random_netlists_match_packed(seed, inputs, gates, classes, per_class, pipeline, stalls):
+       classes=st.integers(1, 5), per_class=st.integers(1, 14), pipeline=st.integers(0, 3),
+       stalls=st.booleans(), group=st.sampled_from([0, 2, 3, 4, 5, 6]))
+def test_random_netlists_match_packed(seed, inputs, gates, classes, per_class, pipeline, stalls,
+                                      group):
     rng = np.random.default_rng(seed)
     net = random_netlist(rng, inputs, gates, classes, per_class)
-    check(net, rng.random((24, inputs)) < 0.5, pipeline, stall_seed=seed if stalls else None)
+    check(net, rng.random((24, inputs)) < 0.5, pipeline, stall_seed=seed if stalls else None,
+          group=group)
 
 
 @settings(max_examples=10, deadline=None)
@@ -72,7 +75,7 @@ def test_deep_chain_pipelined(rng):
 def test_digits_model_matches_packed(digits_netlist):
     net, x, _ = digits_netlist
     check(net, x[:40], 0)
-    check(net, x[40:80], 1, stall_seed=0)
+    check(net, x[40:80], 1, stall_seed=0, group=0)
 
 
 @pytest.mark.parametrize("dtype", ["int8", "uint16", "int16", "int32", "float32"])
@@ -89,11 +92,14 @@ def test_encoder_dtypes(rng, dtype):
 
 
 def test_latency_counts_register_rows():
-    net = random_netlist(np.random.default_rng(0), 4, 30, 5, 6)
-    stages = net.depth + 3 + 3  # popcount of 6 bits: 3 levels; argmax of 5 classes: 3 levels
-    assert latency(net, 0) == 0
-    assert latency(net, 1) == stages
-    assert latency(net, 4) == stages // 4
+    net = random_netlist(np.random.default_rng(0), 4, 30, 5, 14)
+    # popcount of 14 bits: 4 adder levels, or compressors of 6 then 2 adder levels (3 groups);
+    # argmax of 5 classes: 3 levels
+    for group, popcount in ((0, 4), (6, 3), (4, 3), (2, 4)):
+        stages = net.depth + popcount + 3
+        assert latency(net, 0, group) == 0
+        assert latency(net, 1, group) == stages
+        assert latency(net, 4, group) == stages // 4
 
 
 def _run(component, drive):
@@ -121,15 +127,22 @@ def test_argmax_ties_go_to_lowest_index():
     assert _run(dut, drive) == [int(np.argmax(c)) for c in cases]
 
 
-def test_popcount_exhaustive():
-    dut = PopCount(7)
+@pytest.mark.parametrize("width, group", [(7, 0), (7, 6), (9, 4), (6, 6), (8, 3), (5, 2)])
+def test_popcount_exhaustive(width, group):
+    dut = PopCount(width, group=group)
 
     def drive(ctx):
-        for value in range(128):
+        for value in range(1 << width):
             ctx.set(dut.bits, value)
             yield ctx.get(dut.count)
 
-    assert _run(dut, drive) == [bin(v).count("1") for v in range(128)]
+    assert _run(dut, drive) == [bin(v).count("1") for v in range(1 << width)]
+
+
+@pytest.mark.parametrize("group", [1, 7, -1, 2.0])
+def test_bad_popcount_group(group):
+    with pytest.raises(HDLError, match="group"):
+        PopCount(8, group=group)
 
 
 @pytest.mark.parametrize("name, clean", [("digits", "digits"), ("small", "small_net"),
