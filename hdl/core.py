@@ -2,8 +2,8 @@
 
 Gates are grouped by (logic level, op); each group becomes one wide bitwise assignment over a
 ``Cat`` of operand bits, at most :data:`CHUNK_BITS` bits at a time, so elaboration costs a few
-Python objects per gate instead of a statement per gate. Pass-through gates (A, B, NOT-free
-copies) and constant gates become wires, not logic.
+Python objects per gate instead of a statement per gate. Pass-through gates (A, B) and constant
+gates (FALSE, TRUE) become wires, not logic.
 """
 
 from __future__ import annotations

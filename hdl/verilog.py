@@ -19,7 +19,7 @@ from .encoder import feature_shape
 from .errors import HDLError, InvalidNameError
 from .argmax import index_width
 from .core import check_pipeline
-from .popcount import MAX_GROUP
+from .popcount import MAX_GROUP, check_group
 from .stream import Classifier, latency, logic_stages
 
 __all__ = ["to_verilog", "export", "sanitize_name", "describe", "Design", "test_vectors"]
@@ -83,6 +83,7 @@ class Design:
     gate_counts: dict
     stages: int
     raw_features: bool
+    popcount_group: int
 
     def report(self) -> str:
         """Return the human-readable report written next to the Verilog."""
@@ -96,7 +97,10 @@ class Design:
         for port, direction, bits, meaning in self.ports:
             lines.append(f"  {port:<{width}}  {direction:<6} {bits:>6} bits  {meaning}")
         counts = ", ".join(f"{k} {v}" for k, v in self.gate_counts.items()) or "none"
-        lines += ["", f"gates: {self.num_gates}  ({counts})", f"logic levels: {self.depth}", ""]
+        popcount = (f"{self.popcount_group}-bit compressors, then a balanced adder tree"
+                    if self.popcount_group else "balanced adder tree")
+        lines += ["", f"gates: {self.num_gates}  ({counts})", f"logic levels: {self.depth}",
+                  f"popcount: {popcount}", ""]
         return "\n".join(lines)
 
 
@@ -135,7 +139,7 @@ def describe(netlist: Netlist, name: str = "lgn_net", pipeline: int = 0,
     ]
     return Design(sanitize_name(name), pipeline, cycles, tuple(ports), netlist.num_gates,
                   netlist.depth, netlist.gate_counts(), logic_stages(netlist, popcount_group),
-                  bool(raw_features))
+                  bool(raw_features), check_group(popcount_group))
 
 
 # Verilator -Wall waivers for the emitted module, each with the reason it is safe.
