@@ -14,10 +14,10 @@ from .popcount import PopCount
 from .sim import lint, run_testbench, simulate
 from .stream import Classifier, latency
 from .synth import SynthReport, synth
-from .verilog import describe, export, sanitize_name, to_verilog
+from .verilog import Design, describe, export, sanitize_name, to_verilog
 
 __all__ = [
-    "export", "to_verilog", "describe", "sanitize_name", "synth", "SynthReport", "simulate",
+    "export", "to_verilog", "describe", "Design", "sanitize_name", "synth", "SynthReport", "simulate",
     "run_testbench", "lint", "latency", "Classifier", "NetlistCore", "PopCount", "Argmax",
     "ThermometerEncoder", "HDLError", "InvalidNameError", "UnknownTargetError",
     "DeviceTooSmallError", "ToolMissingError", "ToolFailedError",

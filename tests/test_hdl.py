@@ -176,3 +176,44 @@ def test_raw_features_need_an_encoding():
 def test_bits_mode_on_encoded_netlist(rng):
     net = random_netlist(rng, 10, 40, 3, 4, encoding=True)
     check(net, rng.random((20, 10)) < 0.5, 1, raw=False)
+
+
+def test_classifier_composes_in_an_amaranth_design(digits_netlist):
+    """The README example: a parent design drives the classifier and reads its result."""
+    from amaranth.hdl import Module
+    from amaranth.lib import wiring
+    from amaranth.lib.wiring import In, Out
+
+    net, x, _ = digits_netlist
+
+    class Board(wiring.Component):
+        def __init__(self):
+            super().__init__({"pixels": In(64 * 8), "pixels_valid": In(1), "digit": Out(4),
+                              "digit_valid": Out(1)})
+
+        def elaborate(self, platform):
+            m = Module()
+            m.submodules.classifier = clf = Classifier(net, pipeline=2)
+            m.d.comb += [clf.features.eq(self.pixels), clf.in_valid.eq(self.pixels_valid),
+                         clf.out_ready.eq(1), self.digit.eq(clf.out_class),
+                         self.digit_valid.eq(clf.out_valid)]
+            return m
+
+    board = Board()
+    sim = Simulator(board)
+    sim.add_clock(1e-6)
+    got = []
+    pixels = [sum(int(v) << (8 * j) for j, v in enumerate(row)) for row in x[:12].tolist()]
+
+    async def bench(ctx):
+        for cycle in range(len(pixels) + 12):  # one sample per cycle, then drain the pipeline
+            ctx.set(board.pixels, pixels[min(cycle, len(pixels) - 1)])
+            ctx.set(board.pixels_valid, int(cycle < len(pixels)))
+            if ctx.get(board.digit_valid):
+                got.append(ctx.get(board.digit))
+            await ctx.tick()
+
+    sim.add_testbench(bench)
+    sim.run()
+    want, _ = reference(net, x[:12])
+    assert got == want.tolist()
