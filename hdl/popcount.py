@@ -47,6 +47,11 @@ def popcount_levels(width: int, group: int = 0) -> int:
     return 1 + tree_levels(-(-width // group))
 
 
+def _symmetric(values: list, degree: int):
+    """XOR of the ANDs of every ``degree`` of ``values``: bit log2(degree) of their count."""
+    return reduce(xor, (reduce(and_, chosen) for chosen in itertools.combinations(values, degree)))
+
+
 class PopCount(wiring.Component):
     """Count the ones of ``bits`` with a balanced tree of adders.
 
@@ -89,7 +94,7 @@ class PopCount(wiring.Component):
         terms = [(self.bits[i], 1) for i in range(self.width)]  # (value, largest possible value)
         for level in range(1, self.levels + 1):
             if level == 1 and self.group:
-                terms = self._compress(m, terms)
+                terms = self._compress(m)
             else:
                 terms = self._add_pairs(m, terms, level)
             if level in self.cuts:
@@ -103,17 +108,27 @@ class PopCount(wiring.Component):
         m.d.comb += self.count.eq(terms[0][0])
         return m
 
-    def _compress(self, m, terms):
-        """Count each group of ``group`` bits: bit k is the XOR of all ANDs of 2**k of them."""
+    def _compress(self, m):
+        """Count each group of ``group`` bits: bit k is the XOR of all ANDs of 2**k of them.
+
+        Vectorised across groups: lane ``i`` holds bit ``i`` of every full group, so each
+        symmetric polynomial is one wide expression over the lanes.
+        """
+        full, rest = divmod(self.width, self.group)
         counted = []
-        for start in range(0, len(terms), self.group):
-            bits = [value for value, _ in terms[start : start + self.group]]
-            out = [reduce(xor, (reduce(and_, chosen) for chosen in
-                                itertools.combinations(bits, 1 << k)))
-                   for k in range(len(bits).bit_length())]
-            count = Signal(len(out), name=f"group{start // self.group}")
-            m.d.comb += count.eq(Cat(*out))
-            counted.append((count, len(bits)))
+        if full:
+            lanes = [self.bits[i : full * self.group : self.group] for i in range(self.group)]
+            weights = []
+            for k in range(self.group.bit_length()):
+                weight = Signal(full, name=f"weight{1 << k}")
+                m.d.comb += weight.eq(_symmetric(lanes, 1 << k))
+                weights.append(weight)
+            counted += [(Cat(*(w[j] for w in weights)), self.group) for j in range(full)]
+        if rest:
+            bits = [self.bits[i] for i in range(full * self.group, self.width)]
+            tail = Signal(rest.bit_length(), name="weight_tail")
+            m.d.comb += tail.eq(Cat(*(_symmetric(bits, 1 << k) for k in range(rest.bit_length()))))
+            counted.append((tail, rest))
         return counted
 
     def _add_pairs(self, m, terms, level):
