@@ -33,8 +33,8 @@ class Classifier(wiring.Component):
     """Classify one sample per handshake: ``features`` (or ``bits``) in, class index and scores out.
 
     The datapath is a chain of logic stages: the netlist's levels, then the popcount's levels
-    (compressors, then the adder tree), then the argmax tree's levels. With ``pipeline=N > 0`` a register row follows every ``N``-th
-    stage, so ``latency = stages // N`` clock cycles; the whole pipeline advances whenever the output
+    (compressors, then the adder tree), then the argmax tree's levels. With ``pipeline=N > 0`` a
+    register row follows every ``N``-th stage, so ``latency = stages // N`` clock cycles; the whole pipeline advances whenever the output
     is not stalled (``en = ~out_valid | out_ready``), which accepts one sample per cycle while the
     consumer is ready. ``pipeline=0`` is purely combinational (no clock, ``out_valid = in_valid``,
     ``in_ready = out_ready``).
