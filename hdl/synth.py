@@ -5,9 +5,9 @@ Technology mapping uses Yosys' classic ``abc`` LUT mapper inside the vendor flow
 (``synth_xilinx``/``synth_ice40`` up to ``map_luts``, then ``abc``): the ``abc9`` default of recent
 flows aborts inside the YoWASP build, and one flow for every Yosys keeps numbers comparable.
 Xilinx maps for area (ABC ``if -a``), iCE40 with ABC's default LUT script (smaller there).
-For iCE40, designs that fit the part are placed and routed with nextpnr-ice40 inside a pin harness (serial-in shift register feeding the inputs, parallel-load shift register
-draining the outputs) so that any port width fits the package; Fmax is nextpnr's estimate for
-``clk``.
+For iCE40, designs that fit the part are placed and routed with nextpnr-ice40 inside a pin
+harness (serial-in shift register feeding the inputs, parallel-load shift register draining the
+outputs) so that any port width fits the package; Fmax is nextpnr's estimate for ``clk``.
 """
 
 from __future__ import annotations
