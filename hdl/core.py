@@ -1,0 +1,213 @@
+"""The gate core: a netlist as one Amaranth component, built level by level in wide chunks.
+
+Gates are grouped by (logic level, op); each group becomes one wide bitwise assignment over a
+``Cat`` of operand bits, at most :data:`CHUNK_BITS` bits at a time, so elaboration costs a few
+Python objects per gate instead of a statement per gate. Pass-through gates (A, B) and constant
+gates (FALSE, TRUE) become wires, not logic.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+from amaranth.hdl import C, Cat, Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from lgn.compile.netlist import Netlist
+from lgn.nn import gates
+
+from .errors import HDLError
+
+__all__ = ["NetlistCore", "register_after", "CHUNK_BITS", "checked_init"]
+
+#: Widest single assignment the core emits (bits); bounds the size of one ``Cat``.
+CHUNK_BITS = 1024
+
+# Each op as a function of two equal-width values (a and b), for the ops that need logic.
+_EXPR = {
+    gates.AND: lambda a, b: a & b,
+    gates.A_AND_NOT_B: lambda a, b: a & ~b,
+    gates.NOT_A_AND_B: lambda a, b: ~a & b,
+    gates.XOR: lambda a, b: a ^ b,
+    gates.OR: lambda a, b: a | b,
+    gates.NOR: lambda a, b: ~(a | b),
+    gates.XNOR: lambda a, b: ~(a ^ b),
+    gates.NOT_B: lambda a, b: ~b,
+    gates.B_IMPLIES_A: lambda a, b: a | ~b,
+    gates.NOT_A: lambda a, b: ~a,
+    gates.A_IMPLIES_B: lambda a, b: ~a | b,
+    gates.NAND: lambda a, b: ~(a & b),
+}
+_USES_A = {op for op in _EXPR if op not in (gates.NOT_B,)}
+_USES_B = {op for op in _EXPR if op not in (gates.NOT_A,)}
+
+
+def checked_init(init):
+    """Wrap a component's ``__init__`` so that bad arguments raise without an Amaranth warning.
+
+    Amaranth warns about every elaboratable that is created and never elaborated, including one
+    whose constructor raised; such an object was never usable, so it is silenced.
+    """
+    @functools.wraps(init)
+    def wrapper(self, *args, **kwargs):
+        try:
+            init(self, *args, **kwargs)
+        except Exception:
+            self._MustUse__silence = True
+            raise
+
+    return wrapper
+
+
+def check_pipeline(pipeline) -> int:
+    """Return ``pipeline`` as an int, or raise :class:`HDLError` if it is not an integer >= 0."""
+    if isinstance(pipeline, bool) or not isinstance(pipeline, (int, np.integer)) or pipeline < 0:
+        raise HDLError(f"pipeline must be an integer >= 0 (0 = no registers), got {pipeline!r}")
+    return int(pipeline)
+
+
+def register_after(stage: int, pipeline: int) -> bool:
+    """Whether a register row follows logic stage ``stage`` (1-based) at pipeline depth ``pipeline``."""
+    return pipeline > 0 and stage % pipeline == 0
+
+
+class _Bits:
+    """Where every node's value lives: ``(source index, bit)`` per node, sources a list of values."""
+
+    def __init__(self, num_nodes: int, sources: list):
+        self.sources = sources
+        self.source = np.zeros(num_nodes, dtype=np.int64)
+        self.bit = np.zeros(num_nodes, dtype=np.int64)
+
+    def add(self, value, nodes: np.ndarray) -> None:
+        self.source[nodes] = len(self.sources)
+        self.bit[nodes] = np.arange(len(nodes))
+        self.sources.append(value)
+
+    def cat(self, nodes: np.ndarray):
+        """Return ``Cat`` of the values of ``nodes``, merging runs of consecutive bits into slices."""
+        src, bit = self.source[nodes], self.bit[nodes]
+        breaks = np.flatnonzero((np.diff(src) != 0) | (np.diff(bit) != 1)) + 1
+        starts = np.concatenate(([0], breaks)).tolist()
+        ends = np.concatenate((breaks, [len(nodes)])).tolist()
+        src, bit = src.tolist(), bit.tolist()
+        parts = []
+        for start, end in zip(starts, ends):
+            value, first = self.sources[src[start]], bit[start]
+            parts.append(value[first : first + end - start])
+        return Cat(*parts)
+
+
+class NetlistCore(wiring.Component):
+    """Evaluate a netlist's gates: input bits in, output node bits out.
+
+    Parameters
+    ----------
+    netlist : Netlist
+        The circuit; ``outputs`` are emitted in netlist order (class-major).
+    pipeline : int
+        Put a register row after every logic level ``L`` with ``(stage_offset + L) % pipeline == 0``
+        (0: purely combinational). Registers hold only the values still needed later.
+    stage_offset : int
+        Logic stages that come before this core in the enclosing pipeline.
+
+    Attributes
+    ----------
+    bits : In(num_inputs)
+        Input bit ``i`` is netlist input ``x_i``.
+    outputs : Out(len(netlist.outputs))
+        Bit ``j`` is the value of node ``netlist.outputs[j]``.
+    en : In(1)
+        Clock enable of the registers (present only when the core has registers).
+    latency : int
+        Register rows between ``bits`` and ``outputs``.
+    """
+
+    @checked_init
+    def __init__(self, netlist: Netlist, pipeline: int = 0, stage_offset: int = 0):
+        self.netlist = netlist
+        self.pipeline = check_pipeline(pipeline)
+        self.stage_offset = int(stage_offset)
+        self.cuts = [level for level in range(1, netlist.depth + 1)
+                     if register_after(self.stage_offset + level, self.pipeline)]
+        members = {"bits": In(netlist.num_inputs), "outputs": Out(len(netlist.outputs))}
+        if self.cuts:
+            members["en"] = In(1)
+        super().__init__(members)
+
+    @property
+    def latency(self) -> int:
+        return len(self.cuts)
+
+    def elaborate(self, platform):
+        m = Module()
+        net = self.netlist
+        first = net.first_gate
+        where = _Bits(net.num_nodes, [C(0, 1), C(1, 1)])
+        where.source[1] = 1
+        if net.num_inputs:
+            where.add(self.bits, np.arange(2, first))
+        level = np.asarray(net.level)
+        node_level = np.concatenate(([-1, -1], np.zeros(net.num_inputs, np.int64), level))
+        last_use = np.full(net.num_nodes, -1, dtype=np.int64)
+        np.maximum.at(last_use, net.a, level)
+        np.maximum.at(last_use, net.b, level)
+        last_use[net.outputs] = net.depth + 1
+        key = level * 16 + net.op
+        order = np.argsort(key, kind="stable")
+        bounds = np.flatnonzero(np.diff(key[order])) + 1
+        by_level: dict[int, list] = {}
+        for group in (np.split(order, bounds) if net.num_gates else []):
+            by_level.setdefault(int(level[group[0]]), []).append(group)
+        for lvl in range(1, net.depth + 1):
+            for group in by_level.get(lvl, []):
+                self._emit_group(m, where, group, lvl)
+            if lvl in self.cuts:
+                live = np.flatnonzero((node_level >= 0) & (node_level <= lvl) & (last_use > lvl))
+                self._emit_registers(m, where, live, lvl)
+        for start in range(0, len(net.outputs), CHUNK_BITS):
+            nodes = net.outputs[start : start + CHUNK_BITS]
+            m.d.comb += self.outputs[start : start + len(nodes)].eq(where.cat(nodes))
+        return m
+
+    def _emit_group(self, m, where: _Bits, group: np.ndarray, lvl: int) -> None:
+        """Assign the gates ``group`` (one level, one op) in chunks of at most CHUNK_BITS."""
+        net = self.netlist
+        op = int(net.op[group[0]])
+        ids = net.first_gate + group
+        if op in (gates.FALSE, gates.TRUE):
+            where.source[ids], where.bit[ids] = int(op == gates.TRUE), 0
+            return
+        if op in (gates.A, gates.B):
+            src = net.a[group] if op == gates.A else net.b[group]
+            where.source[ids], where.bit[ids] = where.source[src], where.bit[src]
+            return
+        name = gates.GATE_NAMES[op].lower()
+        for start in range(0, len(group), CHUNK_BITS):
+            chunk = group[start : start + CHUNK_BITS]
+            value = Signal(len(chunk), name=f"l{lvl}_{name}_{start // CHUNK_BITS}")
+            a = where.cat(net.a[chunk]) if op in _USES_A else None
+            b = where.cat(net.b[chunk]) if op in _USES_B else None
+            m.d.comb += value.eq(_EXPR[op](a, b))
+            where.add(value, net.first_gate + chunk)
+
+    def _emit_registers(self, m, where: _Bits, live: np.ndarray, lvl: int) -> None:
+        """Register the distinct non-constant values of the ``live`` nodes after level ``lvl``."""
+        live = live[where.source[live] >= 2]
+        if not live.size:
+            return
+        location = where.source[live] * (1 << 32) + where.bit[live]
+        unique, first_node, inverse = np.unique(location, return_index=True, return_inverse=True)
+        held = live[first_node]
+        base = len(where.sources)
+        for start in range(0, len(held), CHUNK_BITS):
+            nodes = held[start : start + CHUNK_BITS]
+            reg = Signal(len(nodes), name=f"pipe{lvl}_{start // CHUNK_BITS}", reset_less=True)
+            with m.If(self.en):
+                m.d.sync += reg.eq(where.cat(nodes))
+            where.sources.append(reg)
+        index = np.arange(len(held))[inverse.ravel()]
+        where.source[live] = base + index // CHUNK_BITS
+        where.bit[live] = index % CHUNK_BITS

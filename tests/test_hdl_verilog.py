@@ -1,0 +1,101 @@
+"""The emitted Verilog: iverilog runs of the generated testbench, verilator lint, file layout."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import numpy as np
+import pytest
+from conftest import random_netlist
+
+from lgn.hdl import (HDLError, ToolMissingError, export, latency, lint, run_testbench,
+                     to_verilog)
+from lgn.hdl import sim as hdl_sim
+
+needs_iverilog = pytest.mark.skipif(shutil.which("iverilog") is None, reason="iverilog not installed")
+needs_verilator = pytest.mark.skipif(shutil.which("verilator") is None,
+                                     reason="verilator not installed")
+
+
+@needs_iverilog
+@pytest.mark.parametrize("pipeline", [0, 1, 3])
+def test_digits_testbench_passes(tmp_path, digits_netlist, pipeline):
+    net, x, _ = digits_netlist
+    features = np.concatenate([x] * (1000 // len(x) + 1))[:1000]
+    design, testbench, report = export(net, tmp_path, name="digits", pipeline=pipeline,
+                                       features=features)
+    assert [p.name for p in (design, testbench, report)] == ["digits.v", "digits_tb.v",
+                                                             "digits_report.txt"]
+    assert run_testbench(testbench, design) == 0
+    assert f"latency {latency(net, pipeline)}" in report.read_text()
+
+
+@needs_iverilog
+@pytest.mark.parametrize("pipeline", [0, 2])
+@pytest.mark.parametrize("encoding", [False, True])
+def test_random_netlist_testbench_passes(tmp_path, rng, pipeline, encoding):
+    net = random_netlist(rng, 12, 80, 4, 5, encoding=encoding)
+    design, testbench, _ = export(net, tmp_path, name="rand", pipeline=pipeline, vectors=1000)
+    assert run_testbench(testbench, design) == 0
+
+
+@needs_iverilog
+def test_testbench_counts_mismatches(tmp_path, rng):
+    net = random_netlist(rng, 8, 40, 3, 4)
+    design, testbench, _ = export(net, tmp_path, name="broken", pipeline=1, vectors=200)
+    text = testbench.read_text()
+    # corrupt the expected scores of the first five vectors
+    broken = re.sub(r"(expected_scores\[[0-4]\] = \d+'h)([0-9a-f]+)",
+                    lambda m: m[1] + format(int(m[2], 16) ^ 1, "x"), text)
+    assert broken != text
+    testbench.write_text(broken)
+    assert run_testbench(testbench, design) == 5
+
+
+@needs_verilator
+@pytest.mark.parametrize("pipeline", [0, 3])
+def test_verilator_lint_clean(tmp_path, digits_netlist, pipeline):
+    net, _, _ = digits_netlist
+    path = tmp_path / "digits.v"
+    path.write_text(to_verilog(net, "digits", pipeline))
+    lint(path)
+
+
+@needs_verilator
+@pytest.mark.parametrize("dtype", ["int8", "float32"])
+def test_verilator_lint_clean_encoders(tmp_path, rng, dtype):
+    from lgn.compile.netlist import ThermometerEncoding
+
+    net = random_netlist(rng, 12, 40, 3, 4)
+    net = net.replace(encoding=ThermometerEncoding(3, rng.integers(0, 3, 12),
+                                                   rng.uniform(-50, 50, 12), dtype))
+    path = tmp_path / "m.v"
+    path.write_text(to_verilog(net, "m", 2))
+    lint(path)
+
+
+def test_one_module_with_documented_ports(digits_netlist):
+    net, _, _ = digits_netlist
+    text = to_verilog(net, "small", pipeline=2)
+    assert re.findall(r"^module (\S+)\(", text, re.M) == ["small_net"]
+    header = re.search(r"^module small_net\(([^)]*)\)", text, re.M)[1]
+    assert set(header.replace(" ", "").split(",")) == {
+        "clk", "rst", "features", "in_valid", "in_ready", "out_valid", "out_ready",
+        "out_class", "out_scores"}
+    assert re.search(r"input \[511:0\] features;", text)
+    assert re.search(r"output \[3:0\] out_class;", text)
+    combinational = to_verilog(net, "small", pipeline=0)
+    assert "clk" not in re.search(r"^module small_net\(([^)]*)\)", combinational, re.M)[1]
+
+
+def test_export_rejects_bad_test_vectors(tmp_path, digits_netlist):
+    net, x, _ = digits_netlist
+    with pytest.raises(HDLError, match="shape"):
+        export(net, tmp_path, features=x[:, :10])
+
+
+def test_missing_iverilog_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(hdl_sim.shutil, "which", lambda name: None)
+    with pytest.raises(ToolMissingError, match="iverilog"):
+        run_testbench(tmp_path / "tb.v", tmp_path / "m.v")
