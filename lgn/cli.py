@@ -194,7 +194,7 @@ def _export_verilog(netlist, out, options):
     from lgn import hdl
 
     return hdl.export(netlist, out, name=options["name"], pipeline=options["pipeline"],
-                      features=options["vectors"])
+                      features=options["vectors"], popcount_group=options["popcount_group"])
 
 
 #: ``lgn export --target`` names, their writer, and whether ``-o`` names a directory.
@@ -235,12 +235,15 @@ def _load_netlist(model, optimized: bool):
                                       "and run), unrolled straight-line code, or a compact gate table.")
 @click.option("--pipeline", type=int, default=0, show_default=True,
               help="verilog: logic levels between pipeline registers (0: combinational).")
+@click.option("--popcount-group", type=click.IntRange(min=0), default=6, show_default=True,
+              help="verilog: popcount compressor size before the adder tree (6 suits LUT6 FPGAs; "
+                   "0, a plain adder tree, is smaller on LUT4 parts such as iCE40).")
 @click.option("--vectors", type=click.IntRange(min=1), default=1000, show_default=True,
               help="verilog: testbench vectors, from the model's test set when it can be loaded.")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="verilog: where the model's dataset is, for test vectors.")
 @_friendly
-def export(model, target, out, name, optimize, word_bits, style, pipeline, vectors, data_dir):
+def export(model, target, out, name, optimize, word_bits, style, pipeline, popcount_group, vectors, data_dir):
     """Compile MODEL (a checkpoint or a netlist file) to TARGET."""
     if pipeline < 0:
         raise ValueError(f"--pipeline must be >= 0, got {pipeline}")
@@ -250,9 +253,12 @@ def export(model, target, out, name, optimize, word_bits, style, pipeline, vecto
     if not is_dir and out.is_dir():
         raise ValueError(f"--out {out} is a directory; the {target} target writes a file")
     options = {"name": name, "word_bits": int(word_bits), "style": style, "pipeline": pipeline,
-               "vectors": _test_vectors(file, vectors, data_dir) if target == "verilog" else None}
+               "popcount_group": popcount_group, "vectors": _test_vectors(file, vectors, data_dir) if target == "verilog" else None}
     paths = writer(netlist, out, options)
     click.echo(f"{target}: {netlist.num_gates} gates, depth {netlist.depth} -> " + ", ".join(map(str, paths)))
+    report = next((p for p in paths if p.name.endswith("_report.txt")), None)
+    if report is not None:
+        click.echo(report.read_text(), nl=False)
 
 
 def _test_vectors(file, count, data_dir):
@@ -279,6 +285,29 @@ def info(model):
     from lgn.io import load_model_file
 
     click.echo(describe(load_model_file(model).netlist), nl=False)
+
+
+# --------------------------------------------------------------------------- synth
+@main.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--target", "-t", type=click.Choice(["xilinx", "ice40"]), required=True,
+              help="Yosys flow: synth_xilinx (LUT6) or synth_ice40 (LUT4, then nextpnr when it fits).")
+@click.option("--device", type=click.Choice(["hx1k", "up5k", "hx8k"]), default=None,
+              help="ice40: part to place and route on [the smallest that fits].")
+@click.option("--pipeline", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Logic levels between pipeline registers (0: combinational).")
+@click.option("--name", default="model", show_default=True, help="Top module name (sanitised).")
+@click.option("--optimize/--no-optimize", default=True, show_default=True, help="Run the optimization passes first.")
+@click.option("--pnr/--no-pnr", default=True, show_default=True, help="ice40: place and route for Fmax.")
+@_friendly
+def synth(model, target, device, pipeline, name, optimize, pnr):
+    """Synthesize MODEL with Yosys and print LUTs, flip-flops, carry cells, depth (and iCE40 Fmax)."""
+    from lgn import hdl
+
+    _, netlist = _load_netlist(model, optimize)
+    report = hdl.synth(netlist, target, name=name, pipeline=pipeline, device=device,
+                       place_and_route=None if pnr else False)
+    click.echo(str(report))
 
 
 # --------------------------------------------------------------------------- check
