@@ -31,6 +31,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,13 +128,11 @@ def _encoder(netlist: Netlist) -> _Encoder:
     const0, const1, compare = [], [], []  # compare: (input bit, feature, C threshold)
     if dtype == "float32":
         for i, (f, t) in enumerate(zip(feature.tolist(), threshold.tolist())):
-            t32 = np.float32(t)
+            with np.errstate(over="ignore"):
+                t32 = np.float32(t)
             if float(t32) > t:  # x > t  <=>  x > (largest float32 <= t) for float32 x
                 t32 = np.nextafter(t32, np.float32(-np.inf))
-            if np.isinf(t32):
-                const1.append(i)
-            else:
-                compare.append((i, f, t32))
+            compare.append((i, f, t32))  # -inf when t < -FLT_MAX: still exact
     else:
         info = np.iinfo(np_dtype)
         for i, (f, t) in enumerate(zip(feature.tolist(), threshold.tolist())):
@@ -168,8 +167,8 @@ def _encoder(netlist: Netlist) -> _Encoder:
 
 
 def _c_number(value, ctype: str) -> str:
-    if ctype == "float":
-        return float(value).hex() + "f"
+    if ctype == "float":  # exact hexadecimal literal; -inf as a constant expression
+        return "(-(0x1.fffffep+127f * 2.0f))" if value == -np.inf else float(value).hex() + "f"
     value = int(value)
     return f"({value + 1} - 1)" if value == -(2**31) else str(value)
 
@@ -505,7 +504,7 @@ class CModel:
     take input bits ``(N, num_inputs)`` and bypass the encoder. Scores are int64 popcounts.
     """
 
-    def __init__(self, library: Path, netlist: Netlist, name: str, word_bits: int, workdir):
+    def __init__(self, library: Path, netlist: Netlist, name: str, word_bits: int):
         self.netlist = netlist
         self.word_bits = word_bits
         self.num_classes = netlist.num_classes
@@ -513,7 +512,6 @@ class CModel:
         dtype = netlist.encoding.dtype if netlist.encoding else "uint8"
         self.feature_dtype = np.dtype(_FEATURE_TYPES[dtype][1])
         self.library_path = library
-        self._workdir = workdir  # keeps the temporary directory alive with the model
         self._lib = ctypes.CDLL(str(library))
         lane = {8: ctypes.c_uint8, 16: ctypes.c_uint16, 32: ctypes.c_uint32}.get(word_bits, ctypes.c_uint64)
         self._lane_dtype = np.dtype(f"uint{ctypes.sizeof(lane) * 8}")
@@ -581,8 +579,14 @@ def build(netlist: Netlist, *, name: str = "model", cc: str | None = None, cflag
     ``cc``, else ``$CC``, else cc/gcc/clang). Raises :class:`CompilerNotFoundError` without one.
     """
     compiler = find_compiler(cc)
-    workdir = tempfile.TemporaryDirectory(prefix="lgn_c_")
-    ident = c_identifier(name)
-    paths = export(netlist, workdir.name, name=ident, **options)
-    library = compile_shared(paths[1], Path(workdir.name) / f"lib{ident}.so", compiler, cflags)
-    return CModel(library, netlist, ident, options.get("word_bits", 64), workdir)
+    workdir = Path(tempfile.mkdtemp(prefix="lgn_c_"))
+    try:
+        ident = c_identifier(name)
+        paths = export(netlist, workdir, name=ident, **options)
+        library = compile_shared(paths[1], workdir / f"lib{ident}.so", compiler, cflags)
+        model = CModel(library, netlist, ident, options.get("word_bits", 64))
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    weakref.finalize(model, shutil.rmtree, workdir, ignore_errors=True)
+    return model
