@@ -74,6 +74,10 @@ _GATE_EXPR = {
     gates.A_IMPLIES_B: "~{a} | {b}", gates.NAND: "~({a} & {b})", gates.TRUE: "{one}",
 }
 
+# Ops whose value depends on operand a (resp. b): the table style stores no unused operands.
+_READS_A = frozenset(op for op in range(16) if (gates.TRUTH_TABLE[op, 0:2] != gates.TRUTH_TABLE[op, 2:4]).any())
+_READS_B = frozenset(op for op in range(16) if (gates.TRUTH_TABLE[op, 0::2] != gates.TRUTH_TABLE[op, 1::2]).any())
+
 # (C type, numpy dtype, min, max) of each raw feature type an encoding may declare.
 _FEATURE_TYPES = {
     "uint8": ("uint8_t", np.uint8), "int8": ("int8_t", np.int8),
@@ -198,6 +202,8 @@ def _plan(netlist: Netlist, style: str) -> _Plan:
     first = netlist.first_gate
     if style == "unrolled":
         order = np.arange(netlist.num_gates)
+    elif style == "table":  # by level (stable): a topological order that keeps layers in place
+        order = np.argsort(netlist.level, kind="stable")
     else:  # by level, then op (stable): a topological order with one loop per group
         key = netlist.level * 16 + netlist.op if netlist.num_gates else netlist.op
         order = np.argsort(key, kind="stable")
@@ -319,7 +325,8 @@ def _levelized_kernel(netlist: Netlist, plan: _Plan, prefix: str) -> dict:
 
 
 def _table_kernel(netlist: Netlist, plan: _Plan, prefix: str) -> dict:
-    """Pack each level's gates as ``op:4 | a - base : w | b - base : w`` into a 32-bit stream."""
+    """Pack each level's gates as ``op:4 | a - base : w | b - base : w`` into a 32-bit stream
+    (an operand the op ignores takes no bits)."""
     order, s = plan.order, plan.slot
     first = netlist.first_gate
     level = netlist.level[order] if netlist.num_gates else np.zeros(0, np.int64)
@@ -333,7 +340,7 @@ def _table_kernel(netlist: Netlist, plan: _Plan, prefix: str) -> dict:
         base = int(min(a.min(), b.min()))
         width = int(max(a.max(), b.max()) - base).bit_length()
         for op, x, y in zip(netlist.op[gates_].tolist(), (a - base).tolist(), (b - base).tolist()):
-            fields += [(op, 4), (x, width), (y, width)]
+            fields += [(op, 4), (x, width if op in _READS_A else 0), (y, width if op in _READS_B else 0)]
         segments.append((base, width, first + int(end)))
         start = end
     bits = 0
@@ -351,6 +358,8 @@ def _table_kernel(netlist: Netlist, plan: _Plan, prefix: str) -> dict:
             _table(f"{prefix}_seg_end", _index_type(plan.num_slots + 1), [seg[2] for seg in segments]),
         ],
         "num_segments": len(segments),
+        "reads_a": f"0x{sum(1 << op for op in _READS_A):04x}u",
+        "reads_b": f"0x{sum(1 << op for op in _READS_B):04x}u",
         "first_gate": first,
         "cases": _op_cases("v[{}]"),
     }
@@ -419,8 +428,8 @@ def emit(netlist: Netlist, name: str = "model", *, word_bits: int = 64,
             f"__extension__ typedef uint64_t {ident}_word_t __attribute__((vector_size({word_bits // 8})));"
             if word_bits > 64 else f"typedef uint{word_bits}_t {ident}_word_t;"
         ),
-        "set_lane": "((v)[slot][lane] = (x))" if word_bits > 64 else "((v)[slot] = (x))",
-        "get_lane": "((v)[slot][lane])" if word_bits > 64 else "((v)[slot])",
+        "set_lane": "((v)[slot][lane] = (x))" if word_bits > 64 else "((void)(lane), (v)[slot] = (x))",
+        "get_lane": "((v)[slot][lane])" if word_bits > 64 else "((void)(lane), (v)[slot])",
         "feature_type": enc.ctype,
         "feature_dtype": np.dtype(enc.np_dtype).name,
         "has_encoding": netlist.encoding is not None,
@@ -447,6 +456,9 @@ def emit(netlist: Netlist, name: str = "model", *, word_bits: int = 64,
             _table(f"{ident}_class_end", _index_type(len(plan.output_runs) + 1), plan.class_run_end),
         ],
         "num_runs": len(enc.runs),
+        "num_thresholds": max(1, len(enc.thresholds)),
+        "feature_bytes": np.dtype(enc.np_dtype).itemsize,
+        "compact": int(style == "table"),
         "num_const0": len(enc.const0),
         "num_const1": len(enc.const1),
         "kernel": kernel,
