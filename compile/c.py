@@ -324,6 +324,19 @@ def _levelized_kernel(netlist: Netlist, plan: _Plan, prefix: str) -> dict:
     }
 
 
+def _pack_bits(values: np.ndarray, widths: np.ndarray) -> list:
+    """Concatenate the low ``widths[i]`` bits of ``values[i]``, LSB first, into 32-bit words
+    (plus one zero word, so a reader may always look one word ahead)."""
+    widths = widths.astype(np.int64)
+    total = int(widths.sum())
+    field = np.repeat(np.arange(values.shape[0]), widths)
+    offset = np.arange(total) - np.repeat(np.cumsum(widths) - widths, widths)
+    bits = ((values[field] >> offset.astype(np.uint64)) & np.uint64(1)).astype(np.uint8)
+    padded = np.zeros(32 * (total // 32 + 2), dtype=np.uint8)
+    padded[:total] = bits
+    return np.packbits(padded, bitorder="little").view("<u4").tolist()
+
+
 def _table_kernel(netlist: Netlist, plan: _Plan, prefix: str) -> dict:
     """Pack each level's gates as ``op:4 | a - base : w | b - base : w`` into a 32-bit stream
     (an operand the op ignores takes no bits)."""
@@ -331,24 +344,23 @@ def _table_kernel(netlist: Netlist, plan: _Plan, prefix: str) -> dict:
     first = netlist.first_gate
     level = netlist.level[order] if netlist.num_gates else np.zeros(0, np.int64)
     ends = list(np.flatnonzero(np.diff(level)) + 1) + [order.shape[0]] if order.shape[0] else []
-    fields: list[tuple[int, int]] = []  # (value, width)
-    segments = []
+    values, widths, segments = [], [], []  # per segment: (3, n) fields op, a, b and their widths
+    reads_a = np.isin(netlist.op, list(_READS_A))
+    reads_b = np.isin(netlist.op, list(_READS_B))
     start = 0
     for end in ends:
         gates_ = order[start:end]
         a, b = s[netlist.a[gates_]], s[netlist.b[gates_]]
         base = int(min(a.min(), b.min()))
         width = int(max(a.max(), b.max()) - base).bit_length()
-        for op, x, y in zip(netlist.op[gates_].tolist(), (a - base).tolist(), (b - base).tolist()):
-            fields += [(op, 4), (x, width if op in _READS_A else 0), (y, width if op in _READS_B else 0)]
+        values.append(np.stack([netlist.op[gates_], a - base, b - base]).astype(np.uint64))
+        widths.append(np.stack([np.full(gates_.shape, 4), reads_a[gates_] * width, reads_b[gates_] * width]))
         segments.append((base, width, first + int(end)))
         start = end
-    bits = 0
-    acc = 0
-    for value, width in fields:
-        acc |= value << bits
-        bits += width
-    words = [(acc >> (32 * i)) & 0xFFFFFFFF for i in range(-(-bits // 32) + 1)]
+    words = _pack_bits(
+        np.concatenate([v.T.ravel() for v in values]) if values else np.zeros(0, np.uint64),
+        np.concatenate([w.T.ravel() for w in widths]) if widths else np.zeros(0, np.int64),
+    )
     index = _index_type(plan.num_slots)
     return {
         "tables": [
