@@ -52,7 +52,7 @@ STYLES = ("levelized", "unrolled", "table")
 DEFAULT_STYLE = "levelized"
 WORD_BITS = (8, 16, 32, 64, 128, 256, 512)
 #: Statements per generated function in the ``unrolled`` style (keeps the compiler linear).
-DEFAULT_CHUNK_GATES = 2000
+DEFAULT_CHUNK_GATES = 64
 
 _C_KEYWORDS = frozenset("""
 auto break case char const continue default do double else enum extern float for goto if inline
