@@ -52,7 +52,7 @@ STYLES = ("levelized", "unrolled", "table")
 DEFAULT_STYLE = "levelized"
 WORD_BITS = (8, 16, 32, 64, 128, 256, 512)
 #: Statements per generated function in the ``unrolled`` style (keeps the compiler linear).
-DEFAULT_CHUNK_GATES = 64
+DEFAULT_CHUNK_GATES = 32
 
 _C_KEYWORDS = frozenset("""
 auto break case char const continue default do double else enum extern float for goto if inline
@@ -437,6 +437,9 @@ def emit(netlist: Netlist, name: str = "model", *, word_bits: int = 64,
         "lanes": lanes,
         "lane_type": f"uint{lane_bits}_t",
         "word_decl": (
+            "#if !defined(__GNUC__) && !defined(__clang__)\n"
+            f"#error \"{word_bits}-bit words need GCC/Clang vector extensions: emit with word_bits <= 64\"\n"
+            "#endif\n"
             f"__extension__ typedef uint64_t {ident}_word_t __attribute__((vector_size({word_bits // 8})));"
             if word_bits > 64 else f"typedef uint{word_bits}_t {ident}_word_t;"
         ),
