@@ -21,6 +21,21 @@ Styles of the gate kernel:
 
 :func:`build` compiles the code with the system C compiler into a shared library and wraps it
 with ctypes (:class:`CModel`), which is what ``lgn eval --backend c`` and the tests use.
+
+Examples
+--------
+>>> export(netlist, "out/", name="fmnist")             # doctest: +SKIP
+[PosixPath('out/fmnist.h'), PosixPath('out/fmnist.c')]
+>>> build(netlist, word_bits=256).predict(pixels)      # doctest: +SKIP
+array([9, 2, 1, ...])
+
+and in C::
+
+    #include "fmnist.h"
+    uint8_t pixels[FMNIST_NUM_FEATURES];            /* raw 28 x 28 image, row-major */
+    int cls = fmnist_predict(pixels);               /* encoder, gates and argmax */
+    uint16_t scores[FMNIST_NUM_CLASSES];
+    fmnist_scores(pixels, scores);                  /* per-class popcounts */
 """
 
 from __future__ import annotations
@@ -554,7 +569,13 @@ class CModel:
             raise CBackendError(f"features have shape {x.shape}, expected (N, {self.num_features})")
         if self.netlist.encoding is None:
             x = x != 0
-        return np.ascontiguousarray(x, dtype=self.feature_dtype)
+        cast = np.ascontiguousarray(x, dtype=self.feature_dtype)
+        if cast.dtype != x.dtype and x.size and not np.array_equal(cast, x):
+            raise CBackendError(
+                f"features of type {x.dtype} are not all exact {self.feature_dtype} values "
+                f"(the model's feature type)"
+            )
+        return cast
 
     def predict(self, features) -> np.ndarray:
         """Return the class ``(N,)`` int64 of each sample of raw ``features``."""

@@ -165,8 +165,14 @@ def test_bad_options_and_missing_compiler(rng, tmp_path):
         c.emit(net, style="fast")
     with pytest.raises(c.CompilerNotFoundError, match="no C compiler"):
         c.build(net, cc=str(tmp_path / "no-such-cc"))
+    model = c.build(net, cflags=FAST)
     with pytest.raises(c.CBackendError, match=r"features have shape"):
-        c.build(net, cflags=FAST).predict(np.zeros((3, 99), np.uint8))
+        model.predict(np.zeros((3, 99), np.uint8))
+    enc = random_netlist(rng, num_inputs=4, encoding=True)
+    model = c.build(enc, cflags=FAST)
+    np.testing.assert_array_equal(model.predict(np.full((2, 2), 7.0)), model.predict(np.full((2, 2), 7)))
+    with pytest.raises(c.CBackendError, match="not all exact uint8"):
+        model.predict(np.full((2, 2), 300.0))
 
 
 # ------------------------------------------------------------------ quality gates
