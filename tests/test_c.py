@@ -251,3 +251,10 @@ def test_sanitizers(tmp_path, rng, digits_netlist):
         np.testing.assert_array_equal(scores, expected)
         np.testing.assert_array_equal(values[expected.size : -1], expected.argmax(axis=1))
         assert values[-1] == expected[0].argmax()
+
+
+def test_clang_build_equals_packed(digits_netlist):
+    need("clang")
+    net, x, _ = digits_netlist
+    model = c.build(net, style="levelized", word_bits=256, cc="clang", cflags=("-O1",))
+    np.testing.assert_array_equal(model.scores(x), reference(net, x))
