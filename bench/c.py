@@ -223,7 +223,7 @@ def main(argv=None):
     parser.add_argument("--samples", type=int, default=10_000)
     parser.add_argument("--cc", default=None)
     parser.add_argument("--flags", default="-O2 -march=native", help="flags of the throughput builds")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--quick", action="store_true", help="a small net (6 x 800 gates)")
     parser.add_argument("--big-gates", type=int, default=400_000,
                         help="gates of the compile-time test of the default style (0: skip)")
