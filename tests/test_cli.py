@@ -157,3 +157,49 @@ def test_export_bad_input(trained, tmp_path, args, message):
     result = run(*args)
     assert result.exit_code != 0 and message in result.output, result.output
     assert "Traceback" not in result.output
+
+
+def test_c_backend_from_the_cli(trained, tmp_path):
+    import shutil
+
+    if shutil.which("gcc") is None and shutil.which("cc") is None:
+        pytest.skip("no C compiler")
+    out, _ = trained
+    result = run("export", out, "--target", "c", "--name", "int", "-o", tmp_path)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "int_.h").exists() and (tmp_path / "int_.c").exists()
+    reference = run("eval", out, "--backend", "torch").output.split(": ")[1]
+    result = run("eval", out, "--backend", "c")
+    assert result.exit_code == 0, result.output
+    assert result.output.split(": ")[1] == reference
+
+
+def test_verilog_export_and_check(trained, tmp_path):
+    import shutil
+
+    if shutil.which("iverilog") is None:
+        pytest.skip("iverilog missing")
+    out, _ = trained
+    result = run("export", out, "--target", "verilog", "--name", "module", "--pipeline", "2",
+                 "--vectors", "100", "-o", tmp_path / "v")
+    assert result.exit_code == 0, result.output
+    assert "latency" in result.output
+    assert (tmp_path / "v" / "module_net.v").exists()
+    result = run("check", out, "--out", tmp_path / "check", "--vectors", "50")
+    assert result.exit_code == 0, result.output
+    assert "all back ends agree" in result.output
+    for backend in ("pytorch eval()", "packed, optimized", "C (compiled here)", "verilog"):
+        assert backend in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["synth", "MODEL", "--target", "altera"], "Invalid value for '--target'"),
+    (["synth", "MODEL", "--target", "xilinx", "--device", "up5k"], "device"),
+    (["export", "MODEL", "--target", "verilog", "--name", "!!!", "-o", "OUT"], "name"),
+    (["export", "MODEL", "--target", "c", "--word-bits", "12", "-o", "OUT"], "Invalid value for '--word-bits'"),
+])
+def test_hardware_bad_input(trained, tmp_path, args, message):
+    args = [str(trained[0]) if a == "MODEL" else str(tmp_path) if a == "OUT" else a for a in args]
+    result = run(*args)
+    assert result.exit_code != 0 and message in result.output, result.output
+    assert "Traceback" not in result.output

@@ -123,6 +123,7 @@ def _digits_netlist():
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Run an lgn model as Cortex-M4 firmware under QEMU.")
+    parser.add_argument("--model", help="checkpoint or netlist file; runs on its dataset's test set")
     parser.add_argument("--netlist", help="netlist file (lgn.compile.formats.load); default: digits")
     parser.add_argument("--features", help=".npy of raw features (N, num_features)")
     parser.add_argument("--samples", type=int, default=200)
@@ -133,7 +134,13 @@ def main(argv=None) -> int:
     if missing_tools():
         print(f"missing tools: {', '.join(missing_tools())}", file=sys.stderr)
         return 2
-    if args.netlist:
+    if args.model:
+        from lgn.compile.passes import optimize
+        from lgn.io import load_for_eval
+
+        setup = load_for_eval(args.model)
+        netlist, features = optimize(setup.file.netlist), setup.features.astype(setup.file.netlist.encoding.dtype)
+    elif args.netlist:
         from lgn.compile import formats
 
         netlist, features = formats.load(args.netlist), np.load(args.features, allow_pickle=False)
