@@ -13,7 +13,9 @@ Prints three tables:
 Usage::
 
     python bench/c.py                      # Fashion-MNIST-sized random-init net, 6 x 8000 gates
-    python bench/c.py --netlist fmnist.npz # a trained netlist (lgn.compile.formats.load)
+    python bench/c.py --model runs/fashion-mnist/model.pt --flash-model runs/digits/model.pt
+                                           # trained models on their test sets
+    python bench/c.py --netlist fmnist.npz # a netlist file, random uint8 features
     python bench/c.py --quick              # a small net, for a smoke run
 """
 
@@ -38,6 +40,7 @@ import torch  # noqa: E402
 
 from lgn.compile import c, packed  # noqa: E402
 from lgn.compile.lower import lower  # noqa: E402
+from lgn.compile.passes import optimize  # noqa: E402
 from lgn.nn import LogicNet, Thermometer, gates  # noqa: E402
 
 torch.set_num_threads(1)
@@ -134,6 +137,7 @@ def fmnist_like(layers: int, width: int):
 
 
 def throughput(net, x, cc, flags, configs, repeats, work: Path):
+    """Naive emission of ``net`` as is; lgn's styles of ``optimize(net)``, as ``lgn export`` does."""
     rows = []
     naive_c = work / "naive.c"
     naive_c.write_text(naive_source(net))
@@ -147,9 +151,10 @@ def throughput(net, x, cc, flags, configs, repeats, work: Path):
     expected = packed.predict(net, net.encoding.encode(x))
     assert (out == expected).all(), "naive emission disagrees with the packed executor"
     rows.append(("naive (difflogic)", 64, naive_build, len(x) / t_naive, 1.0))
+    optimized = optimize(net)
     for style, word_bits in configs:
         start = time.perf_counter()
-        model = c.build(net, style=style, word_bits=word_bits, cc=cc, cflags=flags)
+        model = c.build(optimized, style=style, word_bits=word_bits, cc=cc, cflags=flags)
         build_s = time.perf_counter() - start
         predictions = model.predict(x)
         assert (predictions == expected).all(), f"{style}/{word_bits} disagrees with packed"
@@ -174,6 +179,7 @@ def compile_times(net, cc, work: Path, styles, with_naive=True):
 
 
 def flash(net, work: Path):
+    net = optimize(net)
     cc, size = shutil.which("arm-none-eabi-gcc"), shutil.which("arm-none-eabi-size")
     if not (cc and size):
         return []
@@ -219,6 +225,8 @@ def table(title, header, rows, fmt):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", help="a checkpoint or netlist file: benchmark it on its dataset's test set")
+    parser.add_argument("--flash-model", help="checkpoint or netlist for the flash table [a small digits net]")
     parser.add_argument("--netlist", help="a netlist .npz (lgn.compile.formats.load); default: random-init")
     parser.add_argument("--samples", type=int, default=10_000)
     parser.add_argument("--cc", default=None)
@@ -232,22 +240,35 @@ def main(argv=None):
     cc = c.find_compiler(args.cc)
     skip = set(filter(None, args.skip.split(",")))
     version = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
-    if args.netlist:
+    rng = np.random.default_rng(0)
+    x = None
+    if args.model:
+        from lgn.io import load_for_eval
+
+        setup = load_for_eval(args.model)
+        net = setup.file.netlist
+        x = np.ascontiguousarray(setup.features[: args.samples].astype(net.encoding.dtype))
+        source = f"{args.model}, {len(x)} test samples of {setup.data.name}"
+    elif args.netlist:
         from lgn.compile import formats
 
         net = formats.load(args.netlist)
+        source = f"{args.netlist}, random uint8 features"
     else:
         net = fmnist_like(6, 800 if args.quick else 8000)
-    print(f"netlist: {net!r}; compiler: {version}; one thread; torch threads {torch.get_num_threads()}")
-    rng = np.random.default_rng(0)
-    x = rng.integers(0, 256, (args.samples, net.encoding.num_features), dtype=np.uint8)
+        source = "random-init LogicNet, random uint8 features"
+    if x is None:
+        x = rng.integers(0, 256, (args.samples, net.encoding.num_features), dtype=np.uint8)
+    print(f"netlist: {net!r} ({source}); lgn kernels run optimize(net) "
+          f"({optimize(net).num_gates} gates), the naive emission the raw net")
+    print(f"compiler: {version}; one thread; torch threads {torch.get_num_threads()}")
     work = Path(tempfile.mkdtemp(prefix="lgn_bench_c_"))
     try:
         if "speed" not in skip:
             configs = [("levelized", w) for w in (64, 128, 256, 512)] + [
                 ("unrolled", 64), ("unrolled", 256), ("unrolled", 512), ("table", 64)]
             rows = throughput(net, x, cc, args.flags.split(), configs, args.repeats, work)
-            table(f"Throughput, raw uint8 -> class, {args.samples} samples, flags {args.flags}",
+            table(f"Throughput, raw uint8 -> class, {len(x)} samples, flags {args.flags}",
                   ["kernel", "word bits", "build s", "samples/s", "x naive"], rows,
                   ["{}", "{}", "{:.1f}", "{:,.0f}", "{:.2f}"])
         if "compile" not in skip:
@@ -260,8 +281,14 @@ def main(argv=None):
                   ["kernel", "gates", "cpu s", "wall s", "/ naive"], rows,
                   ["{}", "{}", "{:.1f}", "{:.1f}", "{:.3f}"])
         if "flash" not in skip:
-            rows = flash(digits_net(), work)
-            table("Flash, digits model (64 x 3 bits -> 2 x 600 gates), -Os, Cortex-M4, word 32",
+            if args.flash_model:
+                from lgn.io import load_model_file
+
+                flash_net, flash_name = load_model_file(args.flash_model).netlist, args.flash_model
+            else:
+                flash_net, flash_name = digits_net(), "digits model (64 x 3 bits -> 2 x 600 gates)"
+            rows = flash(flash_net, work)
+            table(f"Flash, {flash_name}, optimized, -Os, Cortex-M4, word 32; bytes per optimized gate",
                   ["kernel", "gates", ".text+.rodata bytes", "bytes/gate"], rows,
                   ["{}", "{}", "{}", "{:.2f}"])
     finally:
