@@ -81,17 +81,34 @@ typename using virtual wchar_t xor xor_eq main
 """.split())
 
 # Each gate as a C expression of its operands {a} and {b}; {zero}/{one} are the constant slots.
-_GATE_EXPR = {
-    gates.FALSE: "{zero}", gates.AND: "{a} & {b}", gates.A_AND_NOT_B: "{a} & ~{b}",
-    gates.A: "{a}", gates.NOT_A_AND_B: "~{a} & {b}", gates.B: "{b}", gates.XOR: "{a} ^ {b}",
-    gates.OR: "{a} | {b}", gates.NOR: "~({a} | {b})", gates.XNOR: "~({a} ^ {b})",
-    gates.NOT_B: "~{b}", gates.B_IMPLIES_A: "{a} | ~{b}", gates.NOT_A: "~{a}",
-    gates.A_IMPLIES_B: "~{a} | {b}", gates.NAND: "~({a} & {b})", gates.TRUE: "{one}",
-}
+class _CExpr:
+    """A C expression, built by applying a gate of :data:`gates.BITWISE` to symbolic operands."""
+
+    def __init__(self, text: str, atom: bool = True):
+        self.text, self.atom = text, atom
+
+    def _operand(self) -> str:
+        return self.text if self.atom else f"({self.text})"
+
+    def __and__(self, other):
+        return _CExpr(f"{self._operand()} & {other._operand()}", atom=False)
+
+    def __or__(self, other):
+        return _CExpr(f"{self._operand()} | {other._operand()}", atom=False)
+
+    def __xor__(self, other):
+        return _CExpr(f"{self._operand()} ^ {other._operand()}", atom=False)
+
+    def __invert__(self):
+        return _CExpr(f"~{self._operand()}")
+
+
+# Each gate as a C expression template over {a}, {b} and the constant words {zero}, {one}.
+_GATE_EXPR = {op: fn(_CExpr("{a}"), _CExpr("{b}")).text for op, fn in gates.BITWISE.items()}
+_GATE_EXPR.update({gates.FALSE: "{zero}", gates.TRUE: "{one}"})
 
 # Ops whose value depends on operand a (resp. b): the table style stores no unused operands.
-_READS_A = frozenset(op for op in range(16) if (gates.TRUTH_TABLE[op, 0:2] != gates.TRUTH_TABLE[op, 2:4]).any())
-_READS_B = frozenset(op for op in range(16) if (gates.TRUTH_TABLE[op, 0::2] != gates.TRUTH_TABLE[op, 1::2]).any())
+_READS_A, _READS_B = gates.READS_A, gates.READS_B
 
 # (C type, numpy dtype, min, max) of each raw feature type an encoding may declare.
 _FEATURE_TYPES = {

@@ -24,24 +24,7 @@ WORD_BITS = 64
 CHUNK_WORDS = 32
 
 # Each gate as a function of two packed words; ~x flips all 64 bits on uint64 and int64 alike.
-_OPS = {
-    gates.FALSE: lambda a, b: a ^ a,
-    gates.AND: lambda a, b: a & b,
-    gates.A_AND_NOT_B: lambda a, b: a & ~b,
-    gates.A: lambda a, b: a,
-    gates.NOT_A_AND_B: lambda a, b: ~a & b,
-    gates.B: lambda a, b: b,
-    gates.XOR: lambda a, b: a ^ b,
-    gates.OR: lambda a, b: a | b,
-    gates.NOR: lambda a, b: ~(a | b),
-    gates.XNOR: lambda a, b: ~(a ^ b),
-    gates.NOT_B: lambda a, b: ~b,
-    gates.B_IMPLIES_A: lambda a, b: a | ~b,
-    gates.NOT_A: lambda a, b: ~a,
-    gates.A_IMPLIES_B: lambda a, b: ~a | b,
-    gates.NAND: lambda a, b: ~(a & b),
-    gates.TRUE: lambda a, b: ~(a ^ a),
-}
+_OPS = gates.BITWISE
 
 
 # The numpy kernels: (negate a, negate b, combine, negate result) for gates of two operands,

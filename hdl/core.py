@@ -25,23 +25,10 @@ __all__ = ["NetlistCore", "register_after", "CHUNK_BITS", "checked_init"]
 #: Widest single assignment the core emits (bits); bounds the size of one ``Cat``.
 CHUNK_BITS = 1024
 
-# Each op as a function of two equal-width values (a and b), for the ops that need logic.
-_EXPR = {
-    gates.AND: lambda a, b: a & b,
-    gates.A_AND_NOT_B: lambda a, b: a & ~b,
-    gates.NOT_A_AND_B: lambda a, b: ~a & b,
-    gates.XOR: lambda a, b: a ^ b,
-    gates.OR: lambda a, b: a | b,
-    gates.NOR: lambda a, b: ~(a | b),
-    gates.XNOR: lambda a, b: ~(a ^ b),
-    gates.NOT_B: lambda a, b: ~b,
-    gates.B_IMPLIES_A: lambda a, b: a | ~b,
-    gates.NOT_A: lambda a, b: ~a,
-    gates.A_IMPLIES_B: lambda a, b: ~a | b,
-    gates.NAND: lambda a, b: ~(a & b),
-}
-_USES_A = {op for op in _EXPR if op not in (gates.NOT_B,)}
-_USES_B = {op for op in _EXPR if op not in (gates.NOT_A,)}
+# The ops that need logic (constants and pass-throughs become wires), as bitwise expressions.
+_EXPR = {op: fn for op, fn in gates.BITWISE.items() if op not in (gates.FALSE, gates.TRUE, gates.A, gates.B)}
+_USES_A = gates.READS_A & set(_EXPR)
+_USES_B = gates.READS_B & set(_EXPR)
 
 
 def checked_init(init):

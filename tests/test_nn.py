@@ -155,3 +155,12 @@ def test_table_parametrization_relaxation_and_gradcheck():
     assert torch.equal(residual(bits), bits[:, residual.idx_a])
     with pytest.raises(ValueError, match="unknown parametrization"):
         LogicLayer(4, 4, parametrization="nope")
+
+
+def test_bitwise_forms_and_operand_sets_match_the_truth_table():
+    a = np.array([False, False, True, True])
+    b = np.array([False, True, False, True])
+    for op in range(16):
+        assert gates.BITWISE[op](a, b).astype(int).tolist() == gates.TRUTH_TABLE[op].tolist()
+        assert (op in gates.READS_A) == any(gates.gate_value(op, 0, y) != gates.gate_value(op, 1, y) for y in (0, 1))
+        assert (op in gates.READS_B) == any(gates.gate_value(op, x, 0) != gates.gate_value(op, x, 1) for x in (0, 1))

@@ -13,7 +13,7 @@ __all__ = [
     "NUM_GATES", "GATE_NAMES", "TRUTH_TABLE", "COEFFICIENTS", "ANF",
     "FALSE", "AND", "A_AND_NOT_B", "A", "NOT_A_AND_B", "B", "XOR", "OR",
     "NOR", "XNOR", "NOT_B", "B_IMPLIES_A", "NOT_A", "A_IMPLIES_B", "NAND", "TRUE",
-    "COMMUTATIVE", "swap_inputs", "gate_value",
+    "COMMUTATIVE", "READS_A", "READS_B", "BITWISE", "swap_inputs", "gate_value",
 ]
 
 NUM_GATES = 16
@@ -52,6 +52,31 @@ COEFFICIENTS.flags.writeable = False
 ANF = (COEFFICIENTS.astype(np.int64) % 2).astype(np.uint8)
 """``(16, 4)`` uint8: XOR coefficients of each gate over ``{1, a, b, a&b}``."""
 ANF.flags.writeable = False
+
+#: Gates whose value depends on operand a (resp. b).
+READS_A = frozenset(i for i in range(NUM_GATES) if (TRUTH_TABLE[i, 0:2] != TRUTH_TABLE[i, 2:4]).any())
+READS_B = frozenset(i for i in range(NUM_GATES) if (TRUTH_TABLE[i, 0::2] != TRUTH_TABLE[i, 1::2]).any())
+
+#: Each gate in the bitwise operators ``& | ^ ~``: works on bools, packed words (numpy, torch),
+#: Amaranth values, or anything else that has them. FALSE and TRUE are ``a ^ a`` and ``~(a ^ a)``.
+BITWISE = {
+    FALSE: lambda a, b: a ^ a,
+    AND: lambda a, b: a & b,
+    A_AND_NOT_B: lambda a, b: a & ~b,
+    A: lambda a, b: a,
+    NOT_A_AND_B: lambda a, b: ~a & b,
+    B: lambda a, b: b,
+    XOR: lambda a, b: a ^ b,
+    OR: lambda a, b: a | b,
+    NOR: lambda a, b: ~(a | b),
+    XNOR: lambda a, b: ~(a ^ b),
+    NOT_B: lambda a, b: ~b,
+    B_IMPLIES_A: lambda a, b: a | ~b,
+    NOT_A: lambda a, b: ~a,
+    A_IMPLIES_B: lambda a, b: ~a | b,
+    NAND: lambda a, b: ~(a & b),
+    TRUE: lambda a, b: ~(a ^ a),
+}
 
 #: Gates with g(a, b) == g(b, a).
 COMMUTATIVE = frozenset(i for i in range(NUM_GATES) if TRUTH_TABLE[i, 1] == TRUTH_TABLE[i, 2])
