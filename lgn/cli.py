@@ -156,6 +156,45 @@ def eval_(model, dataset, data_dir, backend):
     click.echo(f"{loaded.data.name} test accuracy ({backend}): {accuracy:.2%} on {len(predictions)} samples")
 
 
+# --------------------------------------------------------------------------- bench
+@main.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--dataset", default=None, help="Dataset whose test set is classified [the model's].")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Where dataset files are.")
+@click.option("--backend", "backends", type=click.Choice(BACKENDS), multiple=True,
+              help="Back ends to time (repeatable) [all that apply].")
+@click.option("--repeats", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Timed runs per back end; the fastest is reported.")
+@_friendly
+def bench(model, dataset, data_dir, backends, repeats):
+    """Time MODEL's test set from raw features to classes on each back end, one thread.
+
+    The C back end is built from the optimized netlist with -O2 -march=native and 512-bit words.
+    """
+    import time
+
+    import torch
+
+    from lgn.io import load_for_eval
+
+    torch.set_num_threads(1)
+    setup = load_for_eval(model, dataset, data_dir)
+    backends = backends or (("torch",) if setup.file.model is not None else ()) + ("packed", "c")
+    rows = []
+    for backend in backends:
+        predict = setup.predictor(backend)
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            predict()
+            best = min(best, time.perf_counter() - start)
+        rows.append((backend, len(setup.features) / best))
+    click.echo(f"{setup.data.name}: {len(setup.features)} test samples, raw features -> classes, 1 thread")
+    base = rows[0][1]
+    for backend, rate in rows:
+        click.echo(f"  {backend:<8} {rate:>14,.0f} samples/s  {rate / base:8.1f}x {rows[0][0]}")
+
+
 # --------------------------------------------------------------------------- export
 def _export_packed(netlist, out, options):
     from lgn.compile import formats

@@ -203,3 +203,14 @@ def test_hardware_bad_input(trained, tmp_path, args, message):
     result = run(*args)
     assert result.exit_code != 0 and message in result.output, result.output
     assert "Traceback" not in result.output
+
+
+def test_bench_times_every_backend(trained):
+    import shutil
+
+    result = run("bench", trained[0], "--repeats", "1", "--backend", "torch", "--backend", "packed")
+    assert result.exit_code == 0, result.output
+    assert "torch" in result.output and "packed" in result.output and "samples/s" in result.output
+    if shutil.which("gcc") or shutil.which("cc"):
+        result = run("bench", trained[0], "--repeats", "1", "--backend", "c")
+        assert result.exit_code == 0 and "c " in result.output, result.output
