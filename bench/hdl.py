@@ -215,15 +215,14 @@ def export_table(skip_baseline: bool) -> None:
     print()
 
 
-def synth_table(net: Netlist, label: str) -> None:
+def synth_table(net: Netlist, label: str, all_popcounts: bool, targets) -> None:
     from lgn.hdl import synth
     from lgn.hdl.synth import _summarize, _synthesize  # the same Yosys flow for the baseline
 
     # (title, netlist or None for the naive baseline, popcount group per target)
-    variants = [("naive assign-per-gate", None, None),
-                ("lgn, target default popcount", net, None),
-                ("lgn, adder-tree popcount", net, 0),
-                ("lgn, 6-bit compressor popcount", net, 6)]
+    variants = [("naive assign-per-gate", None, None), ("lgn, target default popcount", net, None)]
+    if all_popcounts:
+        variants += [("lgn, adder-tree popcount", net, 0), ("lgn, 6-bit compressor popcount", net, 6)]
     try:
         from lgn.compile.passes import optimize
     except ImportError:
@@ -237,7 +236,7 @@ def synth_table(net: Netlist, label: str) -> None:
     base = {}
     for title, variant, group in variants:
         row = {}
-        for target in ("xilinx", "ice40"):
+        for target in targets:
             if variant is None:
                 with tempfile.TemporaryDirectory() as tmp:
                     mapped = _synthesize(naive_verilog(net, "naive"), "naive", target, Path(tmp),
@@ -251,9 +250,10 @@ def synth_table(net: Netlist, label: str) -> None:
         if variant is None:
             base = row
         gates_count = net.num_gates if variant is None else variant.num_gates
-        x, i = row["xilinx"], row["ice40"]
-        print(f"| {title} | {gates_count} | {x[0]} | {x[0] / base['xilinx'][0]:.2f} | {x[2]} | "
-              f"{i[0]} | {i[0] / base['ice40'][0]:.2f} | {i[1]} | {i[2]} |")
+        x, i = row.get("xilinx", ("-",) * 3), row.get("ice40", ("-",) * 3)
+        ratio = lambda t: f"{row[t][0] / base[t][0]:.2f}" if t in row else "-"  # noqa: E731
+        print(f"| {title} | {gates_count} | {x[0]} | {ratio('xilinx')} | {x[2]} | "
+              f"{i[0]} | {ratio('ice40')} | {i[1]} | {i[2]} |", flush=True)
     print()
 
 
@@ -282,6 +282,9 @@ def main() -> None:
     parser.add_argument("--skip-export", action="store_true")
     parser.add_argument("--skip-baseline", action="store_true", help="skip the slow naive export")
     parser.add_argument("--skip-synth", action="store_true")
+    parser.add_argument("--skip-fmax", action="store_true")
+    parser.add_argument("--all-popcounts", action="store_true", help="also each popcount variant")
+    parser.add_argument("--targets", default="xilinx,ice40", help="comma list of synthesis targets")
     parser.add_argument("--child-export", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--child-naive", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -299,8 +302,9 @@ def main() -> None:
             net, label = load(args.netlist), args.netlist.name
         else:
             net, label = digits_netlist(), "the digits model"
-        synth_table(net, label)
-        fmax_table(net, label)
+        synth_table(net, label, args.all_popcounts, args.targets.split(","))
+        if not args.skip_fmax:
+            fmax_table(net, label)
 
 
 if __name__ == "__main__":
