@@ -15,6 +15,7 @@ kernels are single-threaded). Rows:
 Usage::
 
     python bench/compile.py                      # random-init LogicNet, 784 -> 6 x 8000
+    python bench/compile.py --model runs/fashion-mnist/model.pt   # a checkpoint, on its test set
     python bench/compile.py --netlist model.npz  # a trained netlist saved by lgn.compile.formats.save
 
 ``bench/compile_train_fmnist.py`` trains such a netlist on Fashion-MNIST in a few minutes.
@@ -93,6 +94,7 @@ def peak_rss_mb() -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", help="a training checkpoint: its own model, netlist and test set")
     parser.add_argument("--netlist", help="a trained netlist .npz (lgn.compile.formats.save)")
     parser.add_argument("--samples", type=int, default=10_000)
     parser.add_argument("--torch-samples", type=int, default=10_000,
@@ -109,7 +111,14 @@ def main() -> None:
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
 
-    if args.netlist:
+    if args.model:
+        from lgn.io import load_for_eval
+
+        setup = load_for_eval(args.model)
+        model, net = setup.file.model.eval(), setup.file.netlist
+        raw = setup.features[: args.samples]
+        source = f"{args.model}: the trained model and {len(raw):,} test samples of {setup.data.name}"
+    elif args.netlist:
         net = formats.load(args.netlist)
         # The forward's cost depends on the shape only: a random model of that shape is the baseline.
         model = model_like(net.num_inputs, args.layers, args.width)
@@ -120,7 +129,9 @@ def main() -> None:
         net = lower(model)
         source = (f"random-init LogicNet 784 -> {args.layers} x {args.width} "
                   "(its gate reduction says nothing about a trained model)")
-    if net.encoding is not None:
+    if args.model:
+        bits = net.encoding.encode(raw)
+    elif net.encoding is not None:
         raw = rng.integers(0, 256, (args.samples, net.encoding.num_features))  # uint8-like pixels
         bits = net.encoding.encode(raw.astype(net.encoding.dtype))
     else:
@@ -128,6 +139,7 @@ def main() -> None:
     features = rng.integers(0, 256, (args.samples, model.encoder.num_features)).astype(np.float32)
     if not args.netlist:  # the very same inputs for both
         features = raw.astype(np.float32)
+        bits = bits[: len(features)]
 
     start = time.perf_counter()
     small = optimize(net)
@@ -144,10 +156,11 @@ def main() -> None:
         raw_features = raw.astype(net.encoding.dtype)
         encoded_s = best_time(lambda: packed.run(small, net.encoding.encode(raw_features)),
                               args.repeats) / len(bits)
-    if not args.netlist:  # the packed scores are the model's scores times tau
+    if not args.netlist:  # the packed scores are the model's scores times tau, on every sample
         with torch.no_grad():
-            expected = (model(x[:1000]) * model.tau).round().numpy().astype(np.int64)
+            expected = (model(x) * model.tau).round().numpy().astype(np.int64)
         np.testing.assert_array_equal(packed.run(net, bits[: len(expected)]), expected)
+        np.testing.assert_array_equal(packed.predict(small, bits[: len(expected)]), expected.argmax(1))
 
     child = subprocess.run(
         [sys.executable, __file__, "--scale-child", "--scale-layers", str(args.scale_layers),

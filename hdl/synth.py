@@ -309,7 +309,16 @@ def synth(netlist: Netlist, target: str = "xilinx", name: str = "lgn_net", pipel
                 note, chosen = message + "; not placed and routed", None
             else:
                 top = Classifier(netlist, pipeline, raw_features, popcount_group)
-                fmax = _place_and_route(top, module, chosen, work, timeout)
+                # The estimate ignores LUT/FF packing limits: a part too small shows up only in
+                # placement, and then the next larger part is tried (unless one was asked for).
+                candidates = [chosen] if device else fitting
+                for i, part in enumerate(candidates):
+                    try:
+                        fmax, chosen = _place_and_route(top, module, part, work, timeout), part
+                        break
+                    except ToolFailedError as exc:
+                        if i + 1 == len(candidates) or "expand region" not in str(exc):
+                            raise
     return SynthReport(target, module, pipeline, latency(netlist, pipeline, popcount_group), luts,
                        sizes, flops,
                        carry, depth, cells, chosen, fmax, note)
