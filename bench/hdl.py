@@ -295,16 +295,18 @@ def main() -> None:
     print(f"# lgn.hdl benchmark ({os.cpu_count()} cores visible; every tool single-threaded)\n")
     if not args.skip_export:
         export_table(args.skip_baseline)
-    if not args.skip_synth:
-        if args.netlist:
-            from lgn.compile.formats import load
+    if args.skip_synth and args.skip_fmax:
+        return
+    if args.netlist:
+        from lgn.compile.formats import load
 
-            net, label = load(args.netlist), args.netlist.name
-        else:
-            net, label = digits_netlist(), "the digits model"
+        net, label = load(args.netlist), args.netlist.name
+    else:
+        net, label = digits_netlist(), "the digits model"
+    if not args.skip_synth:
         synth_table(net, label, args.all_popcounts, args.targets.split(","))
-        if not args.skip_fmax:
-            fmax_table(net, label)
+    if not args.skip_fmax:
+        fmax_table(net, label)
 
 
 if __name__ == "__main__":

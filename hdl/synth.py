@@ -317,7 +317,8 @@ def synth(netlist: Netlist, target: str = "xilinx", name: str = "lgn_net", pipel
                         fmax, chosen = _place_and_route(top, module, part, work, timeout), part
                         break
                     except ToolFailedError as exc:
-                        if i + 1 == len(candidates) or "expand region" not in str(exc):
+                        full = "expand region" in str(exc) or "no BELs remaining" in str(exc)
+                        if i + 1 == len(candidates) or not full:
                             raise
     return SynthReport(target, module, pipeline, latency(netlist, pipeline, popcount_group), luts,
                        sizes, flops,

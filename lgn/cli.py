@@ -53,12 +53,6 @@ def main():
     """
 
 
-def _dataset_names() -> str:
-    from lgn.data import names
-
-    return ", ".join(names()) + ", npz:PATH, csv:PATH"
-
-
 # --------------------------------------------------------------------------- train
 @main.command()
 @click.option("--dataset", default="digits", show_default=True,

@@ -4,9 +4,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
-import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner

@@ -9,7 +9,6 @@ from hypothesis import strategies as st
 
 from conftest import random_netlist
 from lgn.compile import packed
-from lgn.nn.gates import gate_value
 from test_passes import netlists
 
 
