@@ -48,6 +48,7 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
             with os.fdopen(fd, "wb") as f:
                 torch.save(payload, f)
                 f.flush()
@@ -59,6 +60,12 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
     except OSError as exc:
         raise CheckpointError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
