@@ -120,9 +120,12 @@ def naive_verilog(netlist: Netlist, name: str) -> str:
         expr = _VERILOG_OPS[op].format(a=f"n[{x}]", b=f"n[{y}]")
         lines.append(f"  assign n[{netlist.first_gate + g}] = {expr};")
     for c, group in enumerate(netlist.groups.tolist()):
-        terms = " + ".join(f"{score_w}'d0 + n[{i}]" if j == 0 else f"n[{i}]"
-                           for j, i in enumerate(group))
-        lines.append(f"  wire [{score_w - 1}:0] s{c} = {terms};")
+        # A running sum, one assign per output: a long `a + b + ...` expression would nest as
+        # deep as the group is wide and exhaust Yosys's parser stack (wasm) at 800 outputs.
+        lines.append(f"  wire [{score_w - 1}:0] s{c}_0 = {score_w}'d0 + n[{group[0]}];")
+        for j, i in enumerate(group[1:], 1):
+            lines.append(f"  wire [{score_w - 1}:0] s{c}_{j} = s{c}_{j - 1} + n[{i}];")
+        lines.append(f"  wire [{score_w - 1}:0] s{c} = s{c}_{len(group) - 1};")
         lines.append(f"  assign out_scores[{c * score_w} +: {score_w}] = s{c};")
     lines.append(f"  reg [{score_w - 1}:0] best;")
     lines.append("  always @* begin")
