@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from amaranth.hdl import C, Module, Mux, Signal, unsigned
-from amaranth.lib import data, wiring
+from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
-from .core import check_pipeline, checked_init, register_after
+from .core import PipelinedComponent, checked_init
 from .popcount import tree_levels
 
 __all__ = ["Argmax", "index_width"]
@@ -17,7 +17,7 @@ def index_width(num_classes: int) -> int:
     return max(1, (int(num_classes) - 1).bit_length())
 
 
-class Argmax(wiring.Component):
+class Argmax(PipelinedComponent):
     """Return the index of the largest of ``num_classes`` unsigned scores.
 
     A node of the tree takes its right operand only when that score is strictly larger, and the
@@ -40,22 +40,12 @@ class Argmax(wiring.Component):
             raise ValueError(f"Argmax needs >= 1 class and score bit, got {num_classes}, {score_width}")
         self.num_classes = int(num_classes)
         self.score_width = int(score_width)
-        self.pipeline = check_pipeline(pipeline)
-        self.stage_offset = int(stage_offset)
         self.levels = tree_levels(num_classes)
-        self.cuts = [j for j in range(1, self.levels + 1)
-                     if register_after(self.stage_offset + j, self.pipeline)]
         members = {
             "scores": In(data.ArrayLayout(unsigned(self.score_width), self.num_classes)),
             "index": Out(index_width(num_classes)),
         }
-        if self.cuts:
-            members["en"] = In(1)
-        super().__init__(members)
-
-    @property
-    def latency(self) -> int:
-        return len(self.cuts)
+        super().__init__(members, self.levels, pipeline, stage_offset)
 
     def elaborate(self, platform):
         m = Module()

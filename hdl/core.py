@@ -20,7 +20,7 @@ from lgn.nn import gates
 
 from .errors import HDLError
 
-__all__ = ["NetlistCore", "register_after", "CHUNK_BITS", "checked_init"]
+__all__ = ["NetlistCore", "PipelinedComponent", "register_after", "CHUNK_BITS", "checked_init"]
 
 #: Widest single assignment the core emits (bits); bounds the size of one ``Cat``.
 CHUNK_BITS = 1024
@@ -87,7 +87,25 @@ class _Bits:
         return Cat(*parts)
 
 
-class NetlistCore(wiring.Component):
+class PipelinedComponent(wiring.Component):
+    """A component of ``stages`` logic stages with a register row after every ``pipeline``-th
+    stage, counting from ``stage_offset`` (the stages of the components before it). With any
+    register it gets an ``en`` input, the clock enable of all its registers."""
+
+    def __init__(self, members: dict, stages: int, pipeline: int, stage_offset: int):
+        self.pipeline = check_pipeline(pipeline)
+        self.stage_offset = int(stage_offset)
+        self.cuts = [stage for stage in range(1, stages + 1)
+                     if register_after(self.stage_offset + stage, self.pipeline)]
+        super().__init__({**members, "en": In(1)} if self.cuts else members)
+
+    @property
+    def latency(self) -> int:
+        """Register rows between the inputs and the outputs."""
+        return len(self.cuts)
+
+
+class NetlistCore(PipelinedComponent):
     """Evaluate a netlist's gates: input bits in, output node bits out.
 
     Parameters
@@ -115,18 +133,8 @@ class NetlistCore(wiring.Component):
     @checked_init
     def __init__(self, netlist: Netlist, pipeline: int = 0, stage_offset: int = 0):
         self.netlist = netlist
-        self.pipeline = check_pipeline(pipeline)
-        self.stage_offset = int(stage_offset)
-        self.cuts = [level for level in range(1, netlist.depth + 1)
-                     if register_after(self.stage_offset + level, self.pipeline)]
         members = {"bits": In(netlist.num_inputs), "outputs": Out(len(netlist.outputs))}
-        if self.cuts:
-            members["en"] = In(1)
-        super().__init__(members)
-
-    @property
-    def latency(self) -> int:
-        return len(self.cuts)
+        super().__init__(members, netlist.depth, pipeline, stage_offset)
 
     def elaborate(self, platform):
         m = Module()

@@ -13,10 +13,9 @@ from functools import reduce
 from operator import and_, xor
 
 from amaranth.hdl import Cat, Module, Signal
-from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .core import check_pipeline, checked_init, register_after
+from .core import PipelinedComponent, checked_init
 from .errors import HDLError
 
 __all__ = ["PopCount", "tree_levels", "popcount_levels", "MAX_GROUP"]
@@ -52,7 +51,7 @@ def _symmetric(values: list, degree: int):
     return reduce(xor, (reduce(and_, chosen) for chosen in itertools.combinations(values, degree)))
 
 
-class PopCount(wiring.Component):
+class PopCount(PipelinedComponent):
     """Count the ones of ``bits`` with a balanced tree of adders.
 
     With ``group > 0`` level 1 counts groups of ``group`` bits with compressors; the other levels
@@ -74,20 +73,10 @@ class PopCount(wiring.Component):
         if width < 1:
             raise HDLError(f"PopCount needs at least one bit, got width {width}")
         self.width = int(width)
-        self.pipeline = check_pipeline(pipeline)
-        self.stage_offset = int(stage_offset)
         self.group = check_group(group)
         self.levels = popcount_levels(width, self.group)
-        self.cuts = [j for j in range(1, self.levels + 1)
-                     if register_after(self.stage_offset + j, self.pipeline)]
         members = {"bits": In(self.width), "count": Out(self.width.bit_length())}
-        if self.cuts:
-            members["en"] = In(1)
-        super().__init__(members)
-
-    @property
-    def latency(self) -> int:
-        return len(self.cuts)
+        super().__init__(members, self.levels, pipeline, stage_offset)
 
     def elaborate(self, platform):
         m = Module()
