@@ -36,6 +36,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+from _timing import best_time  # noqa: E402
 import torch  # noqa: E402
 
 from lgn.compile import c, packed  # noqa: E402
@@ -119,16 +120,6 @@ def compile_seconds(cc: str, source: Path, flags) -> tuple[float, float]:
     return after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, wall
 
 
-def best_time(fn, repeats: int) -> float:
-    fn()  # warm caches and pages
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def fmnist_like(layers: int, width: int):
     torch.manual_seed(0)
     model = LogicNet(Thermometer.uniform(784, 2, 0, 255), 10, layers=layers, width=width,
@@ -198,21 +189,12 @@ def flash(net, work: Path):
 
 
 def digits_net():
-    from sklearn.datasets import load_digits
+    """A small digits model (2 x 600 gates) trained in seconds with the regular training loop."""
+    from lgn import data as datasets
+    from lgn.train import TrainConfig, train
 
-    data = load_digits()
-    torch.manual_seed(0)
-    model = LogicNet(Thermometer.uniform(64, 3, 0, 16), 10, layers=2, width=600, tau=10, seed=0,
-                     feature_dtype="uint8")
-    x, y = torch.tensor(data.data, dtype=torch.float32), torch.tensor(data.target)
-    opt = torch.optim.Adam(model.parameters(), lr=0.05)
-    for _ in range(150):
-        idx = torch.randint(len(x), (128,))
-        loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return lower(model.eval())
+    config = TrainConfig.for_dataset("digits", layers=2, width=600, tau=10, epochs=12, lr=0.05, encoder_bits=3)
+    return lower(train(config, datasets.load("digits"), progress=False, log=lambda line: None).model)
 
 
 def table(title, header, rows, fmt):

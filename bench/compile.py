@@ -36,22 +36,13 @@ import sys  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
+from _timing import best_time  # noqa: E402
 import torch  # noqa: E402
 
 from lgn.compile import formats, packed  # noqa: E402
 from lgn.compile.lower import lower  # noqa: E402
 from lgn.compile.passes import optimize  # noqa: E402
 from lgn.nn import LogicNet, Thermometer  # noqa: E402
-
-
-def best_time(fn, repeats: int) -> float:
-    """Fastest of ``repeats`` runs of ``fn()`` in seconds (the machine may be shared)."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def model_like(num_features: int, layers: int, width: int, seed: int = 0) -> LogicNet:

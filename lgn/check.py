@@ -114,5 +114,4 @@ def _check_verilog(netlist, features, reference, labels, out: Path) -> CheckRow:
     design = next(p for p in paths if p.name == "lgn_model.v")
     testbench = next(p for p in paths if p.name == "lgn_model_tb.v")
     mismatches = hdl.run_testbench(testbench, design)
-    row = CheckRow(name, len(features), None, int(mismatches), time.perf_counter() - t, f"{design}")
-    return row
+    return CheckRow(name, len(features), None, int(mismatches), time.perf_counter() - t, f"{design}")

@@ -100,25 +100,15 @@ def classify(netlist, features: np.ndarray, workdir: Path | None = None, cpu: st
 
 
 def _digits_netlist():
-    import torch
-    from sklearn.datasets import load_digits
-
+    """A small digits model trained in seconds, and its held-out test features."""
+    from lgn import data as datasets
     from lgn.compile.lower import lower
-    from lgn.nn import LogicNet, Thermometer
+    from lgn.train import TrainConfig, train
 
-    data = load_digits()
-    x, y = torch.tensor(data.data, dtype=torch.float32), torch.tensor(data.target)
-    torch.manual_seed(0)
-    model = LogicNet(Thermometer.uniform(64, 3, 0, 16), 10, layers=2, width=600, tau=10,
-                     feature_dtype="uint8")
-    opt = torch.optim.Adam(model.parameters(), lr=0.05)
-    for _ in range(150):
-        idx = torch.randint(len(x), (128,))
-        loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return lower(model.eval()), data.data[-400:].astype(np.uint8)
+    digits = datasets.load("digits")
+    config = TrainConfig.for_dataset("digits", layers=2, width=600, tau=10, epochs=12, lr=0.05, encoder_bits=3)
+    model = train(config, digits, progress=False, log=lambda line: None).model
+    return lower(model), digits.x_test.astype(np.uint8)
 
 
 def main(argv=None) -> int:

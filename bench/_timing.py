@@ -1,0 +1,17 @@
+"""Timing helper shared by the benchmarks (run as scripts, so this folder is on sys.path)."""
+
+import time
+
+
+def best_time(fn, repeats: int) -> float:
+    """Fastest of ``repeats`` runs of ``fn()`` in seconds, after one warm-up run.
+
+    The minimum is the figure least disturbed by other load on a shared machine.
+    """
+    fn()  # warm caches and pages
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
