@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import platform
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +18,9 @@ from lgn.compile import c, packed
 from lgn.compile.netlist import Netlist, ThermometerEncoding
 
 STRICT = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
+X86 = platform.machine().lower() in ("x86_64", "amd64")
+#: The x86 column encoder's compare has one branch per instruction set.
+X86_ISAS = ("sse2", "avx2", "avx512bw")
 FAST = ("-O1",)  # many small builds: the compiler's time dominates, not the run
 
 
@@ -127,6 +132,27 @@ def test_encoder_feature_types(rng, dtype):
     np.testing.assert_array_equal(model.scores(x), packed.run(net, enc.encode(x)))
 
 
+def cpu_has(flag: str) -> bool:
+    try:
+        return flag in Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("isa", X86_ISAS)
+def test_column_encoder_on_each_instruction_set(rng, isa):
+    # Features in random order (runs of one), a partial last 64-feature chunk, several 64-sample
+    # lanes per word with the last ones empty.
+    if not X86 or not cpu_has(isa):
+        pytest.skip(f"needs an x86 CPU with {isa}")
+    net = random_netlist(rng, num_inputs=400, num_gates=300, num_classes=4, outputs_per_class=6,
+                         encoding=True)
+    assert net.encoding.num_features % 64 != 0
+    for word_bits in (64, 512):
+        model = c.build(net, word_bits=word_bits, cflags=("-O1", f"-m{isa}"))
+        check_model(model, net, random_features(rng, net, 2 * word_bits + 37))
+
+
 # ------------------------------------------------------------------ edge cases
 def test_no_gates_and_one_class(rng):
     # Outputs wired straight to inputs and constants; a single class.
@@ -190,7 +216,9 @@ def strict_sources(tmp_path, rng):
 def test_strict_warnings(tmp_path, rng, compiler):
     cc = need(compiler)
     for source in strict_sources(tmp_path, rng):
-        subprocess.run([cc, *STRICT, "-O2", "-fsyntax-only", str(source)], check=True)
+        for isa in X86_ISAS if X86 else ("",):
+            arch = [f"-m{isa}"] if isa else []
+            subprocess.run([cc, *STRICT, "-O2", *arch, "-fsyntax-only", str(source)], check=True)
     header = tmp_path / "m_table_8.h"
     cxx = need("g++" if compiler == "gcc" else "clang++")
     subprocess.run([cxx, "-x", "c++", "-std=c++11", "-Wall", "-Wextra", "-Werror", "-pedantic",
