@@ -81,6 +81,9 @@ def main():
 @click.option("--parametrization", type=click.Choice(["gates", "table"]), default=None,
               help="gates: softmax over the 16 gates (the paper); table: one logit per truth-table "
                    "entry (light DLGN; fewer steps to converge) [dataset preset].")
+@click.option("--pass-decay", type=click.FloatRange(min=0), default=None,
+              help="Per-step decay (times the lr) of gate logits toward the pass-through gate: gates "
+                   "the data does not need become wires, and the circuit smaller [dataset preset; 0].")
 @click.option("--encoder-bits", type=click.IntRange(min=1), default=None,
               help="Thermometer thresholds per feature [dataset default].")
 @click.option("--encoder-method", type=click.Choice(["uniform", "quantile"]), default=None,

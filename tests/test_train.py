@@ -145,3 +145,32 @@ def test_unwritable_output_fails_before_training(tiny_digits, tmp_path):
     blocker.write_text("x")
     with pytest.raises(CheckpointError, match="cannot write to .*file/m.pt"):
         train(small_config(), tiny_digits, out=blocker / "m.pt", progress=False, log=lambda s: None)
+
+
+def test_pass_decay_turns_unneeded_gates_into_wires(tiny_digits):
+    from lgn.compile.lower import lower
+    from lgn.compile.passes import optimize
+    from lgn.nn import gates
+
+    plain = train(small_config(epochs=8), tiny_digits, progress=False, log=lambda s: None)
+    decayed = train(small_config(epochs=8, pass_decay=0.2), tiny_digits, progress=False, log=lambda s: None)
+    count = lambda result: [int((layer.gate_ops() == gates.A).sum()) for layer in result.model.layers]  # noqa: E731
+    assert sum(count(decayed)) > sum(count(plain))  # more pass-through gates
+    assert optimize(lower(decayed.model)).num_gates < optimize(lower(plain.model)).num_gates
+    assert decayed.history[-1]["discrete_acc"] > 0.5  # still a classifier
+
+
+def test_pass_decay_step_moves_logits_toward_the_pass_through_gate():
+    from lgn.nn import LogicLayer
+
+    for parametrization in ("gates", "table"):
+        layer = LogicLayer(4, 6, parametrization=parametrization)
+        target = layer.pass_through_logits()
+        before = (layer.weights - target).abs().sum()
+        loop._decay_to_pass_through(layer, 0.25)
+        assert torch.allclose((layer.weights - target).abs().sum(), 0.75 * before)
+
+
+def test_pass_decay_out_of_range(tiny_digits):
+    with pytest.raises(TrainingError, match="--pass-decay 30.0 times --lr 0.05"):
+        train(small_config(pass_decay=30.0), tiny_digits, progress=False, log=lambda s: None)

@@ -92,17 +92,20 @@ class LogicLayer(nn.Module):
         idx_a, idx_b = _connections(in_dim, out_dim, connections, generator)
         self.register_buffer("idx_a", idx_a)
         self.register_buffer("idx_b", idx_b)
-        if parametrization == "table":
-            if init == "random":
-                weights = torch.randn(out_dim, 4, generator=generator)
-            else:  # g(a, b) = a: the table (0, 0, 1, 1)
-                weights = torch.tensor([-1.0, -1.0, 1.0, 1.0]).repeat(out_dim, 1) * RESIDUAL_LOGIT / 2
-        elif init == "random":
-            weights = torch.randn(out_dim, gates.NUM_GATES, generator=generator)
+        if init == "random":
+            weights = torch.randn(out_dim, 4 if parametrization == "table" else gates.NUM_GATES,
+                                  generator=generator)
         else:
-            weights = torch.zeros(out_dim, gates.NUM_GATES)
-            weights[:, gates.A] = RESIDUAL_LOGIT
+            weights = self.pass_through_logits()
         self.weights = nn.Parameter(weights)
+
+    def pass_through_logits(self) -> torch.Tensor:
+        """Logits of the pass-through gate ``A`` (the ``'residual'`` init), shaped like ``weights``."""
+        if self.parametrization == "table":  # g(a, b) = a: the table (0, 0, 1, 1)
+            return torch.tensor([-1.0, -1.0, 1.0, 1.0]).repeat(self.out_dim, 1) * RESIDUAL_LOGIT / 2
+        logits = torch.zeros(self.out_dim, gates.NUM_GATES)
+        logits[:, gates.A] = RESIDUAL_LOGIT
+        return logits
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.in_dim:

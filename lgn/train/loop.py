@@ -16,7 +16,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.functional import cross_entropy
 
-from lgn.nn import Thermometer
+from lgn.nn import LogicLayer, Thermometer
 
 from .checkpoint import build_model, check_writable, load_checkpoint, load_model, save_checkpoint
 
@@ -55,6 +55,7 @@ class TrainConfig:
     connections: str = "random"
     init: str = "random"
     parametrization: str = "gates"  # 'gates' (softmax over 16) or 'table' (4 truth-table logits)
+    pass_decay: float = 0.0  # per-step decay of gate logits toward the pass-through gate (x lr)
     encoder_bits: int | None = None  # thermometer thresholds per feature (dataset default if None)
     encoder_method: str | None = None  # 'uniform' or 'quantile' (dataset default if None)
     data_dir: str | None = None
@@ -157,6 +158,8 @@ def train(config: TrainConfig, data, out: str | os.PathLike | None = None, resum
     if out is not None and rank == 0:
         check_writable(out)
     config = dataclasses.replace(config, num_classes=int(data.num_classes), feature_dtype=data.feature_dtype)
+    if not 0 <= config.pass_decay * config.lr <= 1:
+        raise TrainingError(f"--pass-decay {config.pass_decay} times --lr {config.lr} must lie in [0, 1]")
     if config.width % config.num_classes:
         raise TrainingError(f"--width {config.width} must be a multiple of the {config.num_classes} classes")
 
@@ -232,6 +235,8 @@ def train(config: TrainConfig, data, out: str | os.PathLike | None = None, resum
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                if config.pass_decay:
+                    _decay_to_pass_through(model, optimizer.param_groups[0]["lr"] * config.pass_decay)
                 batch += 1
                 step += 1
                 bar.update(1)
@@ -272,6 +277,20 @@ def _set_lr(optimizer, config: TrainConfig, step: int, total_steps: int) -> None
         raise TrainingError(f"unknown lr schedule {config.lr_schedule!r}, expected 'constant' or 'cosine'")
     for group in optimizer.param_groups:
         group["lr"] = lr
+
+
+@torch.no_grad()
+def _decay_to_pass_through(model, rate: float) -> None:
+    """Move every gate's logits a fraction ``rate`` of the way to the pass-through gate ``A``.
+
+    Decoupled from Adam's normalised step, so a gate whose data gradient is weak or inconsistent
+    drifts back to a wire (which :func:`lgn.compile.passes.optimize` removes), while a gate the
+    data needs keeps its function: a smaller circuit for little accuracy.
+    """
+    for layer in model.modules():
+        if isinstance(layer, LogicLayer):
+            target = layer.pass_through_logits().to(layer.weights.device, layer.weights.dtype)
+            layer.weights.lerp_(target, rate)
 
 
 def _epoch_metrics(model, epoch, step, loss, x_test, y_test, seconds):
