@@ -230,6 +230,7 @@ class _Plan:
     num_slots: int
     output_runs: list  # (first slot, length), class-major
     class_run_end: list  # cumulative number of runs per class
+    output_slots: list  # slot of every output, class-major, ascending within a class
 
 
 def _plan(netlist: Netlist, style: str) -> _Plan:
@@ -252,15 +253,16 @@ def _plan(netlist: Netlist, style: str) -> _Plan:
         num_slots = netlist.num_nodes
     else:
         slot, num_slots = _allocate(netlist, order, slot)
-    runs, class_end = [], []
+    runs, class_end, output_slots = [], [], []
     for group in netlist.groups:
         slots = np.sort(slot[group])
+        output_slots.extend(slots.tolist())
         start = 0
         for cut in list(np.flatnonzero(np.diff(slots) != 1) + 1) + [slots.shape[0]]:
             runs.append((int(slots[start]), int(cut - start)))
             start = cut
         class_end.append(len(runs))
-    return _Plan(order, slot, int(num_slots), runs, class_end)
+    return _Plan(order, slot, int(num_slots), runs, class_end, output_slots)
 
 
 def _allocate(netlist: Netlist, order: np.ndarray, slot: np.ndarray):
@@ -503,11 +505,15 @@ def emit(netlist: Netlist, name: str = "model", *, word_bits: int = 64,
             _table(f"{ident}_run_len", threshold_index, [r[4] for r in enc.runs]),
             _table(f"{ident}_const0", slot_index, enc.const0),
             _table(f"{ident}_const1", slot_index, enc.const1),
+        ] + ([  # the table style counts runs of output slots (small), the others gather slots
             _table(f"{ident}_out_start", slot_index, [r[0] for r in plan.output_runs]),
             _table(f"{ident}_out_len", _index_type(netlist.outputs_per_class + 1),
                    [r[1] for r in plan.output_runs]),
             _table(f"{ident}_class_end", _index_type(len(plan.output_runs) + 1), plan.class_run_end),
-        ],
+        ] if style == "table" else [
+            _table(f"{ident}_out_slot", slot_index, plan.output_slots),
+        ]),
+        "out_slot_type": slot_index,
         "num_runs": len(enc.runs),
         "num_thresholds": max(1, len(enc.thresholds)),
         "feature_bytes": np.dtype(enc.np_dtype).itemsize,
