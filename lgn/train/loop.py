@@ -31,7 +31,8 @@ class TrainingError(RuntimeError):
 PRESETS = {
     "digits": dict(layers=4, width=8000, tau=30.0, epochs=60, batch_size=128, lr=0.02, encoder_bits=8),
     "fashion-mnist": dict(layers=6, width=8000, tau=20.0, epochs=30, batch_size=256, lr=0.05,
-                          parametrization="table", lr_schedule="cosine", encoder_bits=7),
+                          parametrization="table", init="residual", pass_decay=0.01,
+                          lr_schedule="cosine", encoder_bits=7),
     "mnist": dict(layers=6, width=8000, tau=30.0, epochs=30, batch_size=256, lr=0.01),
     "cifar10": dict(layers=6, width=12000, tau=33.3, epochs=30, batch_size=256, lr=0.01),
 }
