@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from .encoder import feature_shape
 from .errors import HDLError, ToolFailedError, ToolMissingError
 from .popcount import MAX_GROUP
 from .stream import Classifier
+from .tools import run_tool
 
 __all__ = ["simulate", "run_testbench", "lint"]
 
@@ -100,21 +100,23 @@ def _tool(name: str, package: str) -> str:
     return path
 
 
-def run_testbench(testbench, design, timeout: float = 600) -> int:
+def run_testbench(testbench, design, timeout: float | None = None) -> int:
     """Compile and run a testbench written by :func:`~lgn.hdl.verilog.export` with iverilog.
 
     Returns the number of mismatches it reports (wrong, missing and stalled results); raises
-    :class:`ToolMissingError` without iverilog and :class:`ToolFailedError` if it does not finish.
+    :class:`ToolMissingError` without iverilog and :class:`ToolFailedError` if it does not finish
+    (within ``timeout`` seconds per step, when given: iverilog needs about 10 minutes for 1000
+    vectors through 20,000 gates).
     """
     iverilog = _tool("iverilog", "Icarus Verilog (apt install iverilog)")
     vvp = _tool("vvp", "Icarus Verilog (apt install iverilog)")
     with tempfile.TemporaryDirectory(prefix="lgn_iverilog_") as tmp:
         binary = str(Path(tmp) / "tb.vvp")
-        built = subprocess.run([iverilog, "-g2005", "-o", binary, str(testbench), str(design)],
-                               capture_output=True, text=True, timeout=timeout)
+        built = run_tool([iverilog, "-g2005", "-o", binary, str(testbench), str(design)],
+                         f"iverilog on {testbench}", timeout)
         if built.returncode:
             raise ToolFailedError(f"iverilog failed on {testbench}: {_tail(built.stderr)}")
-        ran = subprocess.run([vvp, "-n", binary], capture_output=True, text=True, timeout=timeout)
+        ran = run_tool([vvp, "-n", binary], f"the simulation of {testbench}", timeout)
     found = re.findall(r"lgn_tb: vectors=(\d+) mismatches=(\d+)", ran.stdout)
     if ran.returncode or not found:
         raise ToolFailedError(f"testbench {testbench} did not finish: {_tail(ran.stdout + ran.stderr)}")
@@ -124,8 +126,8 @@ def run_testbench(testbench, design, timeout: float = 600) -> int:
 def lint(design, timeout: float = 600) -> str:
     """Run ``verilator --lint-only -Wall`` on a Verilog file; return its output, raise if it fails."""
     verilator = _tool("verilator", "Verilator (apt install verilator)")
-    done = subprocess.run([verilator, "--lint-only", "-Wall", str(design)],
-                          capture_output=True, text=True, timeout=timeout)
+    done = run_tool([verilator, "--lint-only", "-Wall", str(design)], f"verilator --lint-only {design}",
+                    timeout)
     if done.returncode:
         raise ToolFailedError(f"verilator --lint-only -Wall {design}: {_tail(done.stderr)}")
     return done.stdout + done.stderr

@@ -33,6 +33,7 @@ from lgn.nn import gates
 from .core import check_pipeline
 from .errors import DeviceTooSmallError, ToolFailedError, ToolMissingError, UnknownTargetError
 from .stream import Classifier, latency
+from .tools import run_tool
 from .verilog import describe, sanitize_name, to_verilog
 
 __all__ = ["synth", "SynthReport", "TARGETS", "ICE40_DEVICES", "find_yosys", "live_gates"]
@@ -164,10 +165,7 @@ class _PinHarness(wiring.Component):
 
 
 def _run(command: list[str], cwd: Path, what: str, timeout: float) -> str:
-    try:
-        done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise ToolFailedError(f"{what} did not finish within {timeout:.0f} s") from None
+    done = run_tool(command, what, timeout, cwd)
     if done.returncode:
         log = (done.stdout + done.stderr).strip().splitlines()
         errors = [line for line in log if "ERROR" in line] or log[-3:]

@@ -85,6 +85,9 @@ def run_checks(model_path, dataset=None, data_dir=None, out: Path | None = None,
 
     out = Path(out) if out is not None else Path(model_path).with_suffix("")
     report.rows.append(_check_c(optimized, features, reference, labels, out / "c"))
+    if shutil.which("iverilog"):
+        log(f"simulating {min(vectors, len(features))} test samples through {optimized.num_gates} gates "
+            "with iverilog (minutes for a large net; --vectors trims it)")
     report.rows.append(_check_verilog(optimized, features[:vectors], reference, labels, out / "verilog"))
     return report
 

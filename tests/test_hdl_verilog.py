@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import random_netlist
 
-from lgn.hdl import (HDLError, ToolMissingError, export, latency, lint, run_testbench,
+from lgn.hdl import (HDLError, ToolFailedError, ToolMissingError, export, latency, lint, run_testbench,
                      to_verilog)
 from lgn.hdl import sim as hdl_sim
 
@@ -99,3 +99,11 @@ def test_missing_iverilog_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(hdl_sim.shutil, "which", lambda name: None)
     with pytest.raises(ToolMissingError, match="iverilog"):
         run_testbench(tmp_path / "tb.v", tmp_path / "m.v")
+
+
+@needs_iverilog
+def test_simulation_past_its_timeout_is_a_clear_error(tmp_path, digits_netlist):
+    net, x, _ = digits_netlist
+    design, testbench, _ = export(net, tmp_path, name="slow", features=x)
+    with pytest.raises(ToolFailedError, match=r"slow_tb.v did not finish within 0 s"):
+        run_testbench(testbench, design, timeout=0.01)
