@@ -6,8 +6,9 @@ The generated code evaluates one machine word of samples at a time (``word_bits`
 256 and 512 use GCC/Clang vector extensions), applies the netlist's thermometer encoder to raw
 features itself (on hosted x86 builds with byte features and 64-bit lanes, by transposing 64
 samples to feature columns and comparing each column to a bitmask with SSE2, AVX2 or AVX-512BW
-from ``<immintrin.h>``; elsewhere with portable compares and 8 x 8 transposes), counts each class's output bits with a carry-save adder tree and takes the argmax
-bit-sliced, so ties go to the lowest class index as in the PyTorch model.
+from ``<immintrin.h>``; elsewhere with portable compares and 8 x 8 transposes), counts each
+class's output bits with a carry-save adder tree and takes the argmax bit-sliced, so ties go to
+the lowest class index as in the PyTorch model.
 
 Styles of the gate kernel:
 
