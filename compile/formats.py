@@ -21,14 +21,13 @@ AIGER lists its literal). ``tau``, the class count and the encoding's presence g
 from __future__ import annotations
 
 import json
-import os
-import secrets
 import zipfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 
+from lgn.files import write_atomic
 from lgn.nn import gates
 
 from .netlist import FEATURE_DTYPES, NODE_DTYPE, Netlist, NetlistError, ThermometerEncoding
@@ -52,24 +51,6 @@ class NetlistFormatError(NetlistError):
     """A netlist file cannot be read: the message names the file and the problem."""
 
 
-# ------------------------------------------------------------------------------ atomic writes
-def _write_atomic(path, write) -> None:
-    """Call ``write(file)`` on a temporary file next to ``path``, then rename it onto ``path``."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    # os.open with mode 0o666 honours the umask, as a plain open() of ``path`` would.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 # ---------------------------------------------------------------------------- the model file
 def save(netlist: Netlist, path) -> None:
     """Write ``netlist`` to ``path`` as an lgn ``.npz`` model file, atomically.
@@ -90,7 +71,7 @@ def save(netlist: Netlist, path) -> None:
     }
     if enc is not None:
         arrays.update(feature=enc.feature, threshold=enc.threshold)
-    _write_atomic(path, lambda file: np.savez_compressed(file, **arrays))
+    write_atomic(path, lambda file: np.savez_compressed(file, **arrays))
 
 
 def load(path) -> Netlist:
@@ -254,7 +235,7 @@ def to_blif(netlist: Netlist, model: str = "lgn") -> str:
 def write_blif(netlist: Netlist, path, model: str = "lgn") -> None:
     """Write :func:`to_blif` of ``netlist`` to ``path`` atomically."""
     text = to_blif(netlist, model).encode("utf-8")
-    _write_atomic(path, lambda file: file.write(text))
+    write_atomic(path, lambda file: file.write(text))
 
 
 # ----------------------------------------------------------------------------------- AIGER
@@ -337,4 +318,4 @@ def write_aiger(netlist: Netlist, path, binary: bool | None = None) -> None:
     if binary is None:
         binary = Path(path).suffix != ".aag"
     data = to_aiger(netlist, binary)
-    _write_atomic(path, lambda file: file.write(data))
+    write_atomic(path, lambda file: file.write(data))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from lgn.files import write_atomic
 from lgn.nn import LogicNet, Thermometer
 
 __all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "build_model", "load_model",
@@ -46,26 +47,10 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
     payload = {"format": FORMAT, "version": VERSION, **state}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
-            with os.fdopen(fd, "wb") as f:
-                torch.save(payload, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(path, lambda file: torch.save(payload, file))
     except OSError as exc:
         raise CheckpointError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
     return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
