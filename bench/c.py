@@ -36,6 +36,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+from _models import small_digits_netlist  # noqa: E402
 from _timing import best_time  # noqa: E402
 import torch  # noqa: E402
 
@@ -188,15 +189,6 @@ def flash(net, work: Path):
     return rows
 
 
-def digits_net():
-    """A small digits model (2 x 600 gates) trained in seconds with the regular training loop."""
-    from lgn import data as datasets
-    from lgn.train import TrainConfig, train
-
-    config = TrainConfig.for_dataset("digits", layers=2, width=600, tau=10, epochs=12, lr=0.05, encoder_bits=3)
-    return lower(train(config, datasets.load("digits"), progress=False, log=lambda line: None).model)
-
-
 def table(title, header, rows, fmt):
     print(f"\n{title}")
     print(" | ".join(header))
@@ -268,7 +260,7 @@ def main(argv=None):
 
                 flash_net, flash_name = load_model_file(args.flash_model).netlist, args.flash_model
             else:
-                flash_net, flash_name = digits_net(), "digits model (64 x 3 bits -> 2 x 600 gates)"
+                flash_net, flash_name = small_digits_netlist(), "digits model (64 x 3 bits -> 2 x 600 gates)"
             rows = flash(flash_net, work)
             table(f"Flash, {flash_name}, optimized, -Os, Cortex-M4, word 32; bytes per optimized gate",
                   ["kernel", "gates", ".text+.rodata bytes", "bytes/gate"], rows,

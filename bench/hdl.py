@@ -33,6 +33,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from _models import small_digits_netlist  # noqa: E402
 from lgn.compile.netlist import Netlist, ThermometerEncoding  # noqa: E402
 from lgn.nn import gates  # noqa: E402
 
@@ -134,33 +135,6 @@ def naive_verilog(netlist: Netlist, name: str) -> str:
         lines.append(f"    if (s{c} > best) begin best = s{c}; out_class = {class_w}'d{c}; end")
     lines += ["  end", "endmodule", ""]
     return "\n".join(lines)
-
-
-def digits_netlist() -> Netlist:
-    """The small digits LogicNet of the test suite (trained for a few seconds) lowered."""
-    import torch
-    from sklearn.datasets import load_digits
-
-    from lgn.compile.lower import lower
-    from lgn.nn import LogicNet, Thermometer
-
-    torch.set_num_threads(1)
-    data = load_digits()
-    x = torch.tensor(data.data, dtype=torch.float32)
-    y = torch.tensor(data.target)
-    train = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[:1400]
-    torch.manual_seed(0)
-    model = LogicNet(Thermometer.uniform(64, 3, 0, 16), 10, layers=2, width=600, tau=10, seed=0,
-                     feature_dtype="uint8")
-    opt = torch.optim.Adam(model.parameters(), lr=0.05)
-    model.train()
-    for _ in range(150):
-        idx = train[torch.randint(len(train), (128,))]
-        loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return lower(model.eval(), meta={"dataset": "digits"})
 
 
 def _cpu_seconds() -> float:
@@ -305,7 +279,7 @@ def main() -> None:
 
         net, label = load(args.netlist), args.netlist.name
     else:
-        net, label = digits_netlist(), "the digits model"
+        net, label = small_digits_netlist(), "the digits model"
     if not args.skip_synth:
         synth_table(net, label, args.all_popcounts, args.targets.split(","))
     if not args.skip_fmax:
