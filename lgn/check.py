@@ -85,10 +85,7 @@ def run_checks(model_path, dataset=None, data_dir=None, out: Path | None = None,
 
     out = Path(out) if out is not None else Path(model_path).with_suffix("")
     report.rows.append(_check_c(optimized, features, reference, labels, out / "c"))
-    if shutil.which("iverilog"):
-        log(f"simulating {min(vectors, len(features))} test samples through {optimized.num_gates} gates "
-            "with iverilog (minutes for a large net; --vectors trims it)")
-    report.rows.append(_check_verilog(optimized, features[:vectors], reference, labels, out / "verilog"))
+    report.rows.append(_check_verilog(optimized, features[:vectors], reference, labels, out / "verilog", log))
     return report
 
 
@@ -106,12 +103,14 @@ def _check_c(netlist, features, reference, labels, out: Path) -> CheckRow:
     return _row("C (compiled here)", predictions, reference, labels, time.perf_counter() - t, f"{out}/model.[ch]")
 
 
-def _check_verilog(netlist, features, reference, labels, out: Path) -> CheckRow:
+def _check_verilog(netlist, features, reference, labels, out: Path, log) -> CheckRow:
     from lgn import hdl
 
     name = "verilog (iverilog testbench)"
     if shutil.which("iverilog") is None or shutil.which("vvp") is None:
         return CheckRow(name, note="skipped: iverilog not found (apt-get install iverilog)")
+    log(f"simulating {len(features)} test samples through {netlist.num_gates} gates with iverilog "
+        "(minutes for a large net; --vectors trims it)")
     t = time.perf_counter()
     paths = hdl.export(netlist, out, name="lgn_model", features=features)
     design = next(p for p in paths if p.name == "lgn_model.v")

@@ -213,6 +213,7 @@ def train(config: TrainConfig, data, out: str | os.PathLike | None = None, resum
             last_good = save_checkpoint(out, snapshot(next_epoch, next_batch, current_perm))
         return last_good
 
+    pass_through = _pass_through_targets(model) if config.pass_decay else []
     bar = _progress(total_steps, step, enabled=progress and rank == 0)
     interrupted = False
     start_time = time.time()
@@ -237,7 +238,7 @@ def train(config: TrainConfig, data, out: str | os.PathLike | None = None, resum
                 loss.backward()
                 optimizer.step()
                 if config.pass_decay:
-                    _decay_to_pass_through(model, optimizer.param_groups[0]["lr"] * config.pass_decay)
+                    _decay_to_pass_through(pass_through, optimizer.param_groups[0]["lr"] * config.pass_decay)
                 batch += 1
                 step += 1
                 bar.update(1)
@@ -280,18 +281,23 @@ def _set_lr(optimizer, config: TrainConfig, step: int, total_steps: int) -> None
         group["lr"] = lr
 
 
+def _pass_through_targets(model) -> list:
+    """``(weights, logits of the pass-through gate)`` of every logic layer, on the weights' device."""
+    return [(layer.weights, layer.pass_through_logits().to(layer.weights.device, layer.weights.dtype))
+            for layer in model.modules() if isinstance(layer, LogicLayer)]
+
+
 @torch.no_grad()
-def _decay_to_pass_through(model, rate: float) -> None:
+def _decay_to_pass_through(targets, rate: float) -> None:
     """Move every gate's logits a fraction ``rate`` of the way to the pass-through gate ``A``.
 
-    Decoupled from Adam's normalised step, so a gate whose data gradient is weak or inconsistent
-    drifts back to a wire (which :func:`lgn.compile.passes.optimize` removes), while a gate the
-    data needs keeps its function: a smaller circuit for little accuracy.
+    ``targets`` comes from :func:`_pass_through_targets`. Decoupled from Adam's normalised step,
+    so a gate whose data gradient is weak or inconsistent drifts back to a wire (which
+    :func:`lgn.compile.passes.optimize` removes), while a gate the data needs keeps its function:
+    a smaller circuit for little accuracy.
     """
-    for layer in model.modules():
-        if isinstance(layer, LogicLayer):
-            target = layer.pass_through_logits().to(layer.weights.device, layer.weights.dtype)
-            layer.weights.lerp_(target, rate)
+    for weights, target in targets:
+        weights.lerp_(target, rate)
 
 
 def _epoch_metrics(model, epoch, step, loss, x_test, y_test, seconds):
