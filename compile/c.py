@@ -58,6 +58,7 @@ import numpy as np
 
 from lgn import templates
 from lgn.nn import gates
+from lgn.tools import find_tool
 
 from .netlist import Netlist
 
@@ -551,8 +552,9 @@ def export(netlist: Netlist, out_dir, name: str = "model", **options) -> list[Pa
 def find_compiler(cc: str | None = None) -> str:
     """Return the C compiler to use: ``cc``, else ``$CC``, else the first of cc, gcc, clang."""
     for candidate in ([cc] if cc else [os.environ.get("CC"), "cc", "gcc", "clang"]):
-        if candidate and shutil.which(candidate):
-            return shutil.which(candidate)
+        path = find_tool(candidate) if candidate else None
+        if path:
+            return path
     raise CompilerNotFoundError(
         f"no C compiler found ({cc or 'tried $CC, cc, gcc, clang'}); install gcc or clang "
         "or pass cc='path/to/compiler'"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -11,12 +11,13 @@ import numpy as np
 from amaranth.sim import Simulator
 
 from lgn.compile.netlist import Netlist
+from lgn.tools import find_tool
 
 from .encoder import feature_shape
 from .errors import HDLError, ToolFailedError, ToolMissingError
 from .popcount import MAX_GROUP
 from .stream import Classifier
-from .tools import run_tool
+from .tools import output_tail, run_tool, tool_failed
 
 __all__ = ["simulate", "run_testbench", "lint"]
 
@@ -94,9 +95,9 @@ def simulate(netlist: Netlist, inputs, pipeline: int = 0, raw_features: bool | N
 
 
 def _tool(name: str, package: str) -> str:
-    path = shutil.which(name)
+    path = find_tool(name)
     if path is None:
-        raise ToolMissingError(f"{name} not found on PATH: install {package}")
+        raise ToolMissingError(f"{name} not found (on PATH or beside {sys.executable}): install {package}")
     return path
 
 
@@ -115,11 +116,12 @@ def run_testbench(testbench, design, timeout: float | None = None) -> int:
         built = run_tool([iverilog, "-g2005", "-o", binary, str(testbench), str(design)],
                          f"iverilog on {testbench}", timeout)
         if built.returncode:
-            raise ToolFailedError(f"iverilog failed on {testbench}: {_tail(built.stderr)}")
+            raise tool_failed(f"iverilog on {testbench}", built)
         ran = run_tool([vvp, "-n", binary], f"the simulation of {testbench}", timeout)
     found = re.findall(r"lgn_tb: vectors=(\d+) mismatches=(\d+)", ran.stdout)
     if ran.returncode or not found:
-        raise ToolFailedError(f"testbench {testbench} did not finish: {_tail(ran.stdout + ran.stderr)}")
+        tail = output_tail(ran.stdout + ran.stderr) or f"exit status {ran.returncode}, no output"
+        raise ToolFailedError(f"testbench {testbench} did not finish: {tail}")
     return int(found[-1][1])
 
 
@@ -129,9 +131,6 @@ def lint(design, timeout: float = 600) -> str:
     done = run_tool([verilator, "--lint-only", "-Wall", str(design)], f"verilator --lint-only {design}",
                     timeout)
     if done.returncode:
-        raise ToolFailedError(f"verilator --lint-only -Wall {design}: {_tail(done.stderr)}")
+        raise tool_failed(f"verilator --lint-only -Wall {design}", done)
     return done.stdout + done.stderr
 
-
-def _tail(text: str, lines: int = 5) -> str:
-    return " | ".join(text.strip().splitlines()[-lines:]) or "(no output)"

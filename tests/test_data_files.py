@@ -18,6 +18,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from conftest import missing
 
 from lgn.data import DatasetError, load
 from lgn.data import cifar, download, mnist
@@ -168,8 +169,9 @@ def test_fashion_mnist_from_system_dir(tmp_path, rng):
     assert ds.class_names[0] == "T-shirt/top" and ds.encoding.bits == 3
 
 
-@pytest.mark.skipif(not FASHION_DIR.is_dir(), reason="apt package dataset-fashion-mnist not installed")
 def test_fashion_mnist_debian(monkeypatch):
+    if not FASHION_DIR.is_dir():
+        missing("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
     monkeypatch.setattr(download, "SYSTEM_ROOT", FASHION_DIR.parent)
     ds = load("fashion-mnist", download=False)
     assert ds.x_train.shape == (60000, 784) and ds.x_test.shape == (10000, 784)

