@@ -99,9 +99,9 @@ SMALL = Netlist.from_text("inputs 2\ng4 = AND x0 x1\ng5 = XOR g4 x0\noutputs g5 
     (npz_bytes({**model_arrays(SMALL), "op": np.array([1.5, 6.0])}), "array 'op' has dtype float64"),
     (npz_bytes({k: v for k, v in model_arrays(SMALL).items() if k != "outputs"}), "missing array 'outputs'"),
     (b"\x93NUMPY not really", r"is a single \.npy array"),
-    (b"hello, world\n", r"not an lgn model file \(not an \.npz archive\)"),
+    (b"hello, world\n", r"not an lgn model file \(neither an \.npz archive nor a text netlist\)"),
     (b"", "empty file"),
-    (b"PK\x03\x04 and then nothing", "corrupted or not an lgn model file"),
+    (b"PK\x03\x04 and then nothing", r"damaged zip archive \(BadZipFile"),
 ], ids=lambda value: value[:24] if isinstance(value, str) else "")
 def test_load_rejects_bad_files_with_one_line(tmp_path, content, problem):
     path = tmp_path / "bad.npz"
@@ -118,7 +118,7 @@ def test_load_rejects_npy_and_missing_files(tmp_path):
         load(tmp_path / "x.npy")
     with pytest.raises(NetlistFormatError, match=r"nope\.npz: no such file"):
         load(tmp_path / "nope.npz")
-    with pytest.raises(NetlistFormatError, match=r": cannot read \(Is a directory\)"):
+    with pytest.raises(NetlistFormatError, match=r": is a directory, not a model file"):
         load(tmp_path)
     assert issubclass(NetlistFormatError, NetlistError) and issubclass(NetlistFormatError, ValueError)
 
