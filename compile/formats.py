@@ -40,8 +40,8 @@ from lgn.files import (InputFileError, checked_zip, first_line, model_file_kind,
                        read_bytes, write_atomic)
 from lgn.nn import gates
 
-from .netlist import (FEATURE_DTYPES, MAX_FEATURES, MAX_INPUTS, NODE_DTYPE, Netlist, NetlistError,
-                      ThermometerEncoding, parse_text)
+from .netlist import (FEATURE_DTYPES, MAX_FEATURES, MAX_INPUTS, MAX_META_BYTES, NODE_DTYPE, Netlist,
+                      NetlistError, ThermometerEncoding, parse_text)
 
 __all__ = [
     "NetlistFormatError", "FORMAT_NAME", "FORMAT_VERSION", "NetlistFile", "save", "save_text",
@@ -55,6 +55,9 @@ _ARRAY_KINDS = {"op": "u", "a": "iu", "b": "iu", "outputs": "iu", "feature": "iu
 _CHECKSUM = re.compile(r"sha256:([0-9a-f]{64})")
 #: Longest .npy header accepted (numpy writes well under 200 bytes for these arrays).
 _MAX_NPY_HEADER = 10000
+#: Sane limits: the JSON header (meta is a small dict) and the number of outputs.
+MAX_HEADER_BYTES = MAX_META_BYTES + 4096
+_MAX_OUTPUTS = 1 << 24
 
 
 class NetlistFormatError(NetlistError):
@@ -94,8 +97,12 @@ def save(netlist: Netlist, path) -> None:
         "encoding": None if enc is None else enc.to_json(), "meta": netlist.meta,
         "checksum": f"sha256:{netlist.content_sha256}",
     }
+    raw_header = json.dumps(header).encode("utf-8")
+    if len(raw_header) > MAX_HEADER_BYTES:
+        raise NetlistFormatError(f"{path}: meta is too large ({len(raw_header)} bytes of JSON, "
+                                 f"at most {MAX_HEADER_BYTES})")
     arrays = {
-        "header": np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8),
+        "header": np.frombuffer(raw_header, dtype=np.uint8),
         "op": netlist.op, "a": netlist.a, "b": netlist.b, "outputs": netlist.outputs,
     }
     if enc is not None:
@@ -176,11 +183,21 @@ def _load_npz(data: bytes, fail) -> NetlistFile:
     entries = {info.filename.removesuffix(".npy"): info for info in archive.infolist()}
     if "header" not in entries:
         raise fail(f"not an lgn model file (no 'header' entry; entries: {sorted(entries)[:8]})")
+    if entries["header"].file_size > MAX_HEADER_BYTES + _MAX_NPY_HEADER:
+        raise fail(f"header entry declares {entries['header'].file_size} bytes, more than a header holds")
     header = _read_header(_read_entry(archive, entries["header"], fail), fail)
     names = ["op", "a", "b", "outputs"] + (["feature", "threshold"] if header["encoding"] else [])
     missing = [name for name in names if name not in entries]
     if missing:
         raise fail(f"missing array {missing[0]!r}")
+    num_gates, num_inputs = header["num_gates"], header["num_inputs"]
+    lengths = {"op": num_gates, "a": num_gates, "b": num_gates, "feature": num_inputs,
+               "threshold": num_inputs, "outputs": _MAX_OUTPUTS}
+    for name in names:  # before decompressing: at most 8 bytes per entry the header implies
+        declared = entries[name].file_size
+        if declared > 8 * lengths[name] + _MAX_NPY_HEADER + 16:
+            raise fail(f"entry {name!r} declares {declared} bytes, more than {lengths[name]} "
+                       "entries need (the header and the arrays disagree)")
     arrays = {name: _read_entry(archive, entries[name], fail) for name in names}
     netlist = _build(header, arrays, fail)
     checksum = header.get("checksum")
@@ -245,6 +262,8 @@ def _read_header(raw: np.ndarray, fail) -> dict:
     tau = header.get("tau")
     if not _is_number(tau) or not math.isfinite(tau) or tau <= 0:
         raise fail(f"header: field 'tau' is missing or not a positive finite number ({_short(tau)})")
+    if "encoding" not in header:
+        raise fail("header: field 'encoding' is missing")
     if not isinstance(header.get("meta"), dict):
         raise fail(f"header: field 'meta' is missing or not an object ({_short(header.get('meta'))})")
     enc = header.get("encoding")

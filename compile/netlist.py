@@ -34,7 +34,7 @@ import numpy as np
 from lgn.nn.gates import GATE_NAMES, NUM_GATES
 
 __all__ = ["Netlist", "ThermometerEncoding", "NetlistError", "FEATURE_DTYPES", "MAX_INPUTS",
-           "MAX_FEATURES", "parse_text"]
+           "MAX_FEATURES", "MAX_META_BYTES", "parse_text"]
 
 NODE_DTYPE = np.int64
 #: Raw feature types a netlist's encoder may declare (the C type the firmware passes in).
@@ -43,6 +43,8 @@ FEATURE_DTYPES = ("uint8", "int8", "uint16", "int16", "int32", "float32")
 #: and raw features. The largest models in use have about 10^5 of either.
 MAX_INPUTS = 1 << 24
 MAX_FEATURES = 1 << 24
+#: Largest ``meta`` a model file holds (as JSON): meta is small provenance, not data.
+MAX_META_BYTES = 4 << 20
 #: Node ids the text form accepts (larger ones cannot be valid and would overflow int64).
 _MAX_NODE_ID = 1 << 62
 
@@ -167,12 +169,17 @@ class Netlist:
                 set_(self, name, kind(getattr(self, name)))
             except (TypeError, ValueError, OverflowError) as exc:
                 raise NetlistError(f"{name} must be a number, got {getattr(self, name)!r} ({exc})") from None
-        set_(self, "op", self._ops(self.op))
-        for name in ("a", "b", "outputs"):
-            set_(self, name, _frozen(getattr(self, name), NODE_DTYPE))
+        try:
+            set_(self, "op", self._ops(self.op))
+            for name in ("a", "b", "outputs"):
+                set_(self, name, _frozen(getattr(self, name), NODE_DTYPE))
+        except (TypeError, ValueError, OverflowError) as exc:
+            if isinstance(exc, NetlistError):
+                raise
+            raise NetlistError(f"op, a, b and outputs must be arrays of integers ({exc})") from None
         try:
             meta = json.loads(json.dumps(dict(self.meta)))
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:
             raise NetlistError(f"meta must be JSON-able: {exc}") from None
         set_(self, "meta", meta)
         self.validate()
@@ -457,15 +464,15 @@ class _TextReader:
             raise NetlistError("checksum mismatch, the file is damaged")
         return netlist, self.checksum
 
-    def set_once(self, name: str, value) -> None:
+    def set_once(self, name: str, value, keyword: str | None = None) -> None:
         if getattr(self, name) is not None:
-            raise self.fail(f"a second {name!r} line")
+            raise self.fail(f"a second {keyword or name!r} line")
         setattr(self, name, value)
 
     def line(self, words: list[str], raw: str) -> None:
         head = words[0]
         if head == "inputs" and len(words) == 2:
-            self.set_once("num_inputs", self.count(words[1], "input count", MAX_INPUTS))
+            self.set_once("num_inputs", self.count(words[1], "input count", MAX_INPUTS), "inputs")
         elif head == "tau" and len(words) == 2:
             self.set_once("tau", self.number(words[1], "tau"))
         elif head == "features" and len(words) == 3:
@@ -476,7 +483,7 @@ class _TextReader:
             groups = [group.split() for group in " ".join(words[1:]).split("|")]
             if not all(groups):
                 raise self.fail("an output group is empty (classes are separated by '|')")
-            self.set_once("groups", [[self.node(token) for token in group] for group in groups])
+            self.set_once("groups", [[self.node(token) for token in group] for group in groups], "outputs")
         elif len(words) == 5 and words[1] == "=" and words[3] == ">":
             self.input_bit(words)
         elif len(words) == 5 and words[1] == "=":
@@ -537,6 +544,8 @@ class _TextReader:
         b.append(self.node(words[4]))
 
     def parse_meta(self, rest: str) -> dict:
+        if len(rest) > MAX_META_BYTES:
+            raise self.fail(f"meta is longer than {MAX_META_BYTES} characters")
         try:
             meta = json.loads(rest)
         except (ValueError, RecursionError) as exc:

@@ -102,11 +102,13 @@ def train(dataset, data_dir, no_download, mirror, out, resume, progress, device,
     from lgn import data as datasets
     from lgn.train import TrainConfig
     from lgn.train import train as run_training
+    from lgn.train.checkpoint import check_writable
 
     out = Path(out or Path("runs") / dataset.split(":")[-1].replace("/", "_").removesuffix(".npz") / "model.pt")
     config = TrainConfig.for_dataset(dataset, data_dir=data_dir, seed=seed, device=device, **overrides)
     if resume and not out.exists():
         raise ValueError(f"--resume: no checkpoint at {out}")
+    check_writable(out)  # before the data is loaded: a bad --out fails at once
     data = datasets.load(dataset, data_dir, download=not no_download, mirror=mirror)
     click.echo(
         f"dataset {data.name}: {len(data.x_train)} train / {len(data.x_test)} test, "
