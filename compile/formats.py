@@ -31,6 +31,7 @@ import io
 import json
 import math
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -222,7 +223,9 @@ def _read_entry(archive, info, fail) -> np.ndarray:
             raise ValueError(f"unsupported .npy version {version}")
         read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                        else np.lib.format.read_array_header_2_0)
-        shape, fortran_order, dtype = read_header(stream, max_header_size=_MAX_NPY_HEADER)
+        with warnings.catch_warnings():  # a damaged header is an error here, never a warning
+            warnings.simplefilter("ignore")
+            shape, fortran_order, dtype = read_header(stream, max_header_size=_MAX_NPY_HEADER)
     except Exception as exc:  # numpy's header parser raises ValueError, SyntaxError, TokenError...
         raise fail(f"entry {name!r} has a damaged array header ({first_line(exc)})") from None
     if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None or dtype.itemsize == 0:
@@ -313,7 +316,8 @@ def _build(header: dict, arrays: dict, fail) -> Netlist:
                    f"{arrays['outputs'].shape[0]} entries")
     for name in ("a", "b", "outputs", "feature"):  # node ids and feature indices fit int64
         array = arrays.get(name)
-        if array is not None and array.dtype.kind == "u" and array.size and array.max() > np.iinfo(np.int64).max:
+        unsigned = array is not None and array.dtype.kind == "u" and array.size
+        if unsigned and array.max() > np.iinfo(np.int64).max:
             raise fail(f"array {name!r} holds {array.max()}, beyond any node or feature")
     try:
         encoding = None

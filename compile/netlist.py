@@ -453,7 +453,8 @@ class _TextReader:
             if self.checksum is not None and raw.split("#")[0].strip():
                 raise self.fail("nothing may follow the checksum line")
             if keyword in ("meta", "checksum"):  # the rest of the line is data, '#' included
-                self.set_once(keyword, self.parse_meta(rest) if keyword == "meta" else self.parse_checksum(rest))
+                parse = self.parse_meta if keyword == "meta" else self.parse_checksum
+                self.set_once(keyword, parse(rest))
                 continue
             words = raw.split("#")[0].split()
             if words:

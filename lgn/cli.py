@@ -334,7 +334,7 @@ def info(model):
     covers = "weights, config and training state" if file.kind == "checkpoint" else "netlist and meta"
     status = (f"checksum verified (sha256 {file.checksum} of the {covers})" if file.verified else
               "NOT verified: it carries no checksum (written before lgn recorded one)")
-    click.echo(describe(file.netlist, source=f"{file.path}: {kind}, {status}"), nl=False)
+    click.echo(describe(file.netlist, source=f"{file.path}: {kind}, {status}", hashes=True), nl=False)
 
 
 # --------------------------------------------------------------------------- synth

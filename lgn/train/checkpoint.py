@@ -23,6 +23,7 @@ import io
 import math
 import os
 import struct
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,7 +114,7 @@ def _feed(digest, value, depth: int) -> None:
             _feed(digest, item, depth + 1)
     elif isinstance(value, dict):
         update(b"d" + struct.pack("<Q", len(value)))
-        for key in sorted(value, key=lambda k: (type(k).__name__, k if isinstance(k, (int, str)) else repr(k))):
+        for key in sorted(value, key=_key_order):
             _feed(digest, key, depth + 1)
             _feed(digest, value[key], depth + 1)
     elif isinstance(value, torch.Tensor):
@@ -124,6 +125,11 @@ def _feed(digest, value, depth: int) -> None:
         update(f"{type(value).__name__}:{value};".encode("ascii"))
     else:
         raise TypeError(f"cannot checksum a {type(value).__name__} (no canonical form)")
+
+
+def _key_order(key):
+    """Sort key for dict keys of any type: by type name, then value (ints and strings) or repr."""
+    return type(key).__name__, key if isinstance(key, (int, str)) else repr(key)
 
 
 # ------------------------------------------------------------------------------- reading
@@ -145,7 +151,9 @@ def load_checkpoint(path: str | os.PathLike, data: bytes | None = None) -> dict:
             raise CheckpointError(f"{path}: {exc}") from None
     try:
         archive = files.checked_zip(data, compression=(zipfile.ZIP_STORED,))
-        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # damaged pickles make torch warn before it fails
+            warnings.simplefilter("ignore")
+            state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for foreign or damaged files
         reason = str(exc) if isinstance(exc, InputFileError) else files.first_line(exc, 200)
         raise CheckpointError(f"{path} is not a readable lgn checkpoint ({reason})") from None
