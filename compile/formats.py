@@ -327,8 +327,9 @@ def _build(header: dict, arrays: dict, fail) -> Netlist:
                 threshold=arrays["threshold"], dtype=header["encoding"]["dtype"],
             )
         return Netlist(
-            num_inputs=header["num_inputs"], op=arrays["op"], a=arrays["a"].astype(NODE_DTYPE),
-            b=arrays["b"].astype(NODE_DTYPE), outputs=arrays["outputs"].astype(NODE_DTYPE),
+            num_inputs=header["num_inputs"], op=arrays["op"], a=arrays["a"].astype(NODE_DTYPE, copy=False),
+            b=arrays["b"].astype(NODE_DTYPE, copy=False),
+            outputs=arrays["outputs"].astype(NODE_DTYPE, copy=False),
             num_classes=header["num_classes"], tau=header["tau"], encoding=encoding,
             meta=header["meta"],
         )

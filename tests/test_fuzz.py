@@ -66,11 +66,10 @@ class Worker:
         startup = 60 if not getattr(self, "warm", False) else 0  # the first load waits for imports
         ready, _, _ = select.select([self.proc.stdout], [], [], TIME_LIMIT + startup)
         line = self.proc.stdout.readline() if ready else b""
-        if not line:
-            timed_out = self.proc.poll() is None
+        if not line:  # nothing within the limit (a hang), or end of output (the worker died)
             self.stop()
             self.warm = False
-            return {"outcome": "timeout" if timed_out else "crash", "seconds": TIME_LIMIT, "peak_bytes": 0}
+            return {"outcome": "crash" if ready else "timeout", "seconds": TIME_LIMIT, "peak_bytes": 0}
         self.warm = True
         return json.loads(line)
 
