@@ -259,7 +259,8 @@ def _load_netlist(model, optimized: bool):
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--target", "-t", type=click.Choice(list(TARGETS)), required=True,
               help="packed: .npz netlist file for the packed executor (lgn eval FILE --backend packed); "
-                   "netlist: the readable text form (every command reads it, like .npz); blif / aiger (.aag ASCII, else binary): for ABC/yosys; "
+                   "netlist: the readable text form (every command reads it, like .npz); "
+                   "blif / aiger (.aag ASCII, else binary): for ABC/yosys; "
                    "c: NAME.h + NAME.c; verilog: NAME.v, NAME_tb.v and a report.")
 @click.option("--out", "-o", type=click.Path(), required=True,
               help="Output file, or directory for the c and verilog targets.")
@@ -295,7 +296,10 @@ def export(model, target, out, name, optimize, word_bits, style, pipeline, popco
     if is_dir and out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; the {target} target writes a directory")
     file, netlist = _load_netlist(model, optimize)
-    ensure_directory(out) if is_dir else check_writable(out)
+    if is_dir:
+        ensure_directory(out)
+    else:
+        check_writable(out)
     options = {"name": name, "word_bits": int(word_bits), "style": style, "pipeline": pipeline,
                "popcount_group": popcount_group, "vectors": _test_vectors(file, vectors, data_dir) if target == "verilog" else None}
     paths = writer(netlist, out, options)

@@ -20,7 +20,7 @@ import secrets
 import zipfile
 from pathlib import Path
 
-__all__ = ["OutputPathError", "InputFileError", "write_atomic", "check_writable", "ensure_directory",
+__all__ = ["OutputPathError", "InputFileError", "MissingFileError", "write_atomic", "check_writable", "ensure_directory",
            "read_bytes", "checked_zip", "model_file_kind", "note_unverified", "first_line"]
 
 #: Largest entry (uncompressed) a model archive may declare: far above any real model.
@@ -36,6 +36,10 @@ class OutputPathError(OSError):
 
 class InputFileError(ValueError):
     """An input file cannot be read or trusted; the message says why (the caller adds the path)."""
+
+
+class MissingFileError(InputFileError):
+    """The input file does not exist."""
 
 
 # ------------------------------------------------------------------------------------ output
@@ -159,7 +163,7 @@ def read_bytes(path) -> bytes:
         with open(path, "rb") as file:
             return file.read()
     except FileNotFoundError:
-        raise InputFileError("no such file") from None
+        raise MissingFileError("no such file") from None
     except IsADirectoryError:
         raise InputFileError("is a directory, not a model file") from None
     except OSError as exc:

@@ -53,14 +53,14 @@ def load_model_file(path: str | os.PathLike) -> ModelFile:
     :func:`lgn.compile.formats.load_file` and :func:`lgn.train.load_checkpoint`).
     """
     from lgn.compile.formats import NetlistFormatError, load_file
-    from lgn.files import InputFileError, model_file_kind, read_bytes
+    from lgn.files import InputFileError, MissingFileError, model_file_kind, read_bytes
 
     path = Path(path)
     try:
         data = read_bytes(path)
+    except MissingFileError:
+        raise FileNotFoundError(f"model file {path} does not exist") from None
     except InputFileError as exc:
-        if str(exc) == "no such file":
-            raise FileNotFoundError(f"model file {path} does not exist") from None
         raise NetlistFormatError(f"{path}: {exc}") from None
     if model_file_kind(data) != "checkpoint":
         loaded = load_file(path, data)

@@ -145,9 +145,9 @@ def load_checkpoint(path: str | os.PathLike, data: bytes | None = None) -> dict:
     if data is None:
         try:
             data = files.read_bytes(path)
+        except files.MissingFileError:
+            raise CheckpointError(f"checkpoint {path} does not exist") from None
         except InputFileError as exc:
-            if str(exc) == "no such file":
-                raise CheckpointError(f"checkpoint {path} does not exist") from None
             raise CheckpointError(f"{path}: {exc}") from None
     try:
         archive = files.checked_zip(data, compression=(zipfile.ZIP_STORED,))
@@ -157,14 +157,18 @@ def load_checkpoint(path: str | os.PathLike, data: bytes | None = None) -> dict:
     except Exception as exc:  # torch raises many types for foreign or damaged files
         reason = str(exc) if isinstance(exc, InputFileError) else files.first_line(exc, 200)
         raise CheckpointError(f"{path} is not a readable lgn checkpoint ({reason})") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} is not an lgn checkpoint (no '{FORMAT}' header)")
+    verified = _verify(path, state, archive)  # first: damage must not read as another version
+    if state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an lgn checkpoint (no '{FORMAT}' header)")
     version = state.get("version")
     if not _is_int(version) or not 1 <= version <= VERSION:
         raise CheckpointError(
             f"{path} has checkpoint version {_short(version)}; this lgn reads up to {VERSION}: upgrade lgn"
         )
-    _verify(path, state, archive)
+    if not verified:
+        files.note_unverified(path, "checkpoint")
     for key in ("config", "model"):
         if not isinstance(state.get(key), dict):
             raise CheckpointError(f"{path}: field '{key}' is missing or malformed")
@@ -172,8 +176,8 @@ def load_checkpoint(path: str | os.PathLike, data: bytes | None = None) -> dict:
     return state
 
 
-def _verify(path: Path, state: dict, archive: zipfile.ZipFile) -> None:
-    """Check the stored checksum (or, for an older file without one, the zip CRCs) of ``state``."""
+def _verify(path: Path, state: dict, archive: zipfile.ZipFile) -> bool:
+    """Verify the stored checksum (True) or, for an older file without one, the zip CRCs (False)."""
     stored = state.get("checksum")
     if stored is None:
         try:
@@ -182,8 +186,7 @@ def _verify(path: Path, state: dict, archive: zipfile.ZipFile) -> None:
             bad = files.first_line(exc)
         if bad is not None:
             raise CheckpointError(f"{path}: damaged (CRC mismatch in {bad!r})")
-        files.note_unverified(path, "checkpoint")
-        return
+        return False
     if not (isinstance(stored, str) and stored.startswith("sha256:") and len(stored) == 71):
         raise CheckpointError(f"{path}: bad checksum field {_short(stored)}")
     try:
@@ -193,6 +196,7 @@ def _verify(path: Path, state: dict, archive: zipfile.ZipFile) -> None:
     if actual != stored.removeprefix("sha256:"):
         raise CheckpointError(f"{path}: checksum mismatch, the file is damaged")
     state["checksum"] = actual
+    return True
 
 
 def _check_training_state(path: Path, state: dict) -> None:
