@@ -104,7 +104,6 @@ def blocker(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["export", "MODEL", "-t", "packed", "-o", "/proc/m.npz"], "cannot write to /proc/m.npz: /proc does not allow "
                                                                "creating files"),
-    (["export", "MODEL", "-t", "netlist", "-o", "/sys/m.lgn"], "cannot write to /sys/m.lgn: permission denied (in /sys)"),
     (["export", "MODEL", "-t", "blif", "-o", "BLOCKER/sub/m.blif"],
      "cannot write to BLOCKER/sub/m.blif: BLOCKER is a file, not a directory"),
     (["export", "MODEL", "-t", "packed", "-o", "TMP"], "--out TMP is a directory; the packed target writes a file"),
