@@ -1,10 +1,17 @@
-"""Netlist files: lgn's own safe ``.npz`` model file, and BLIF and AIGER for logic synthesis.
+"""Netlist files: lgn's own safe model files (``.npz`` and text), and BLIF and AIGER for synthesis.
 
-The model file (:func:`save`, :func:`load`) is a numpy ``.npz`` archive, loaded without pickle,
+The model file (:func:`save`, :func:`load`) is a numpy ``.npz`` archive, read without pickle,
 holding the arrays ``op`` (uint8), ``a``, ``b``, ``outputs`` (int64), for a netlist with an encoding
 also ``feature`` (int64) and ``threshold`` (float64), and ``header``: UTF-8 JSON bytes (uint8)
 ``{"format": "lgn-netlist", "version": 1, "num_inputs", "num_gates", "num_classes", "tau",
-"encoding": null | {"num_features", "dtype"}, "meta"}``.
+"encoding": null | {"num_features", "dtype"}, "meta", "checksum": "sha256:HEX"}``.
+The text model file (:func:`save_text`) is :meth:`Netlist.to_text` with a last ``checksum`` line.
+:func:`load` reads either kind, told apart by content.
+
+The checksum is :attr:`Netlist.content_sha256` (the model and its meta); the loader recomputes it
+from what it read and rejects a file whose checksum differs (``PATH: checksum mismatch, the file is
+damaged``). Files written before lgn recorded checksums load with a logged note. :func:`digest`
+is the model's own hash, the same whichever file (or checkpoint) the netlist came from.
 
 BLIF and AIGER (:func:`write_blif`, :func:`write_aiger`) carry the gates only; the popcount
 is left to the reader. Their ports are, in this order:
@@ -20,40 +27,65 @@ AIGER lists its literal). ``tau``, the class count and the encoding's presence g
 
 from __future__ import annotations
 
+import io
 import json
-import zipfile
-import zlib
+import math
+import re
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from lgn.files import write_atomic
+from lgn.files import (InputFileError, checked_zip, first_line, model_file_kind, note_unverified,
+                       read_bytes, write_atomic)
 from lgn.nn import gates
 
-from .netlist import FEATURE_DTYPES, NODE_DTYPE, Netlist, NetlistError, ThermometerEncoding
+from .netlist import (FEATURE_DTYPES, MAX_FEATURES, MAX_INPUTS, MAX_META_BYTES, NODE_DTYPE, Netlist,
+                      NetlistError, ThermometerEncoding, parse_text)
 
 __all__ = [
-    "NetlistFormatError", "FORMAT_NAME", "FORMAT_VERSION", "save", "load",
-    "to_blif", "write_blif", "to_aiger", "write_aiger", "output_names",
+    "NetlistFormatError", "FORMAT_NAME", "FORMAT_VERSION", "NetlistFile", "save", "save_text",
+    "load", "load_file", "digest", "to_blif", "write_blif", "to_aiger", "write_aiger", "output_names",
 ]
 
 FORMAT_NAME = "lgn-netlist"
 FORMAT_VERSION = 1
-
-# What reading a damaged archive can raise, from zipfile, zlib, numpy's .npy reader and json.
-_READ_ERRORS = (
-    OSError, EOFError, ValueError, KeyError, IndexError, TypeError, OverflowError, MemoryError,
-    RuntimeError, NotImplementedError, zipfile.BadZipFile, zlib.error,
-)
+#: The arrays of a model file and the dtype kinds each may have.
+_ARRAY_KINDS = {"op": "u", "a": "iu", "b": "iu", "outputs": "iu", "feature": "iu", "threshold": "f"}
+_CHECKSUM = re.compile(r"sha256:([0-9a-f]{64})")
+#: Longest .npy header accepted (numpy writes well under 200 bytes for these arrays).
+_MAX_NPY_HEADER = 10000
+#: Sane limits: the JSON header (meta is a small dict) and the number of outputs.
+MAX_HEADER_BYTES = MAX_META_BYTES + 4096
+_MAX_OUTPUTS = 1 << 24
 
 
 class NetlistFormatError(NetlistError):
     """A netlist file cannot be read: the message names the file and the problem."""
 
 
+@dataclass(frozen=True)
+class NetlistFile:
+    """What :func:`load_file` read: the netlist, the kind of file, and its verified checksum."""
+
+    netlist: Netlist
+    kind: str  # 'npz' or 'text'
+    checksum: str | None  # hex SHA-256 the file carried and matched; None: the file had none
+
+
+def digest(netlist: Netlist) -> str:
+    """The model's SHA-256 (hex): :attr:`Netlist.sha256`, which leaves out ``meta``.
+
+    The same network has the same digest whether it was read from a ``.npz`` file, a text file or
+    lowered from a checkpoint; pin it to identify the model in firmware or a bitstream.
+    """
+    return netlist.sha256
+
+
 # ---------------------------------------------------------------------------- the model file
 def save(netlist: Netlist, path) -> None:
-    """Write ``netlist`` to ``path`` as an lgn ``.npz`` model file, atomically.
+    """Write ``netlist`` to ``path`` as an lgn ``.npz`` model file with its checksum, atomically.
 
     The file is written whole to a temporary file in the same directory and renamed onto
     ``path``, so a reader never sees a partial file. ``path`` is used as given (no suffix added).
@@ -64,9 +96,14 @@ def save(netlist: Netlist, path) -> None:
         "num_inputs": netlist.num_inputs, "num_gates": netlist.num_gates,
         "num_classes": netlist.num_classes, "tau": netlist.tau,
         "encoding": None if enc is None else enc.to_json(), "meta": netlist.meta,
+        "checksum": f"sha256:{netlist.content_sha256}",
     }
+    raw_header = json.dumps(header).encode("utf-8")
+    if len(raw_header) > MAX_HEADER_BYTES:
+        raise NetlistFormatError(f"{path}: meta is too large ({len(raw_header)} bytes of JSON, "
+                                 f"at most {MAX_HEADER_BYTES})")
     arrays = {
-        "header": np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8),
+        "header": np.frombuffer(raw_header, dtype=np.uint8),
         "op": netlist.op, "a": netlist.a, "b": netlist.b, "outputs": netlist.outputs,
     }
     if enc is not None:
@@ -74,58 +111,134 @@ def save(netlist: Netlist, path) -> None:
     write_atomic(path, lambda file: np.savez_compressed(file, **arrays))
 
 
-def load(path) -> Netlist:
-    """Read an lgn model file written by :func:`save` and return the validated netlist.
+def save_text(netlist: Netlist, path) -> None:
+    """Write ``netlist`` to ``path`` as a text model file (:meth:`Netlist.to_text` with its checksum).
+
+    Written atomically, like :func:`save`. After editing such a file by hand, delete its
+    ``checksum`` line (it then loads with a note instead of failing the check).
+    """
+    text = netlist.to_text(checksum=True).encode("utf-8")
+    write_atomic(path, lambda file: file.write(text))
+
+
+def load(path, data: bytes | None = None) -> Netlist:
+    """Read an lgn netlist file (``.npz`` or text, told apart by content); see :func:`load_file`."""
+    return load_file(path, data).netlist
+
+
+def load_file(path, data: bytes | None = None) -> NetlistFile:
+    """Read an lgn netlist file written by :func:`save` or :func:`save_text`, verifying its checksum.
+
+    ``data`` may pass the file's bytes when they were read already (the file is then not opened).
+    Every count and size in the file is checked against the arrays actually present before
+    anything is allocated; a file without a checksum (written by an older lgn) loads with a note.
 
     Raises
     ------
     NetlistFormatError
-        If the file is missing, not an lgn model file, from a newer format version, truncated,
-        corrupted, or holds an invalid netlist; the one-line message names the file and problem.
+        If the file is missing, not an lgn netlist file, from a newer format version, truncated,
+        damaged (checksum mismatch), or holds an invalid netlist; the one-line message names the
+        file and the problem.
     """
     def fail(problem: str):
         return NetlistFormatError(f"{path}: {problem}")
 
     try:
-        # Open the file here: numpy leaks its own handle when the zip directory is damaged.
-        file = open(path, "rb")
-    except FileNotFoundError:
-        raise fail("no such file") from None
-    except OSError as exc:
-        raise fail(f"cannot read ({exc.strerror or exc})") from None
+        data = read_bytes(path) if data is None else data
+    except InputFileError as exc:
+        raise fail(str(exc)) from None
+    kind = model_file_kind(data)
+    if kind == "text":
+        result = _load_text(data, fail)
+    elif kind == "npz":
+        result = _load_npz(data, fail)
+    elif kind == "checkpoint":
+        raise fail("is a training checkpoint, not a netlist file (lgn.io.load_model_file reads both)")
+    elif data.startswith(b"\x93NUMPY"):
+        raise fail("is a single .npy array, not an lgn model file (.npz)")
+    else:
+        raise fail("not an lgn model file (neither an .npz archive nor a text netlist)" if data
+                   else "empty file")
+    if result.checksum is None:
+        note_unverified(path, "netlist file")
+    return result
+
+
+def _load_text(data: bytes, fail) -> NetlistFile:
     try:
-        with file:
-            magic = file.read(6)
-            if magic == b"\x93NUMPY":
-                raise fail("is a single .npy array, not an lgn model file (.npz)")
-            if not magic.startswith(b"PK\x03\x04"):
-                raise fail("not an lgn model file (not an .npz archive)" if magic else "empty file")
-            file.seek(0)
-            with np.load(file, allow_pickle=False) as archive:
-                if "header" not in archive.files:
-                    entries = sorted(archive.files)[:8]
-                    raise fail(f"not an lgn model file (no 'header' entry; entries: {entries})")
-                header = _read_header(_array(archive, "header", fail), fail)
-                names = ["op", "a", "b", "outputs"]
-                if header["encoding"] is not None:
-                    names += ["feature", "threshold"]
-                missing = [name for name in names if name not in archive.files]
-                if missing:
-                    raise fail(f"missing array {missing[0]!r}")
-                arrays = {name: _array(archive, name, fail) for name in names}
-    except NetlistFormatError:
-        raise
-    except _READ_ERRORS as exc:
-        detail = str(exc).splitlines()[0] if str(exc) else ""
-        raise fail(f"corrupted or not an lgn model file ({type(exc).__name__}: {detail})") from None
-    return _build(header, arrays, fail)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise fail(f"text netlist is not UTF-8 (byte {exc.start})") from None
+    try:
+        netlist, checksum = parse_text(text)
+    except NetlistError as exc:
+        raise fail(str(exc)) from None
+    return NetlistFile(netlist, "text", checksum)
 
 
-def _array(archive, name: str, fail) -> np.ndarray:
-    value = archive[name]  # numpy hands back raw bytes for an entry that is not a .npy file
-    if not isinstance(value, np.ndarray):
+def _load_npz(data: bytes, fail) -> NetlistFile:
+    try:
+        archive = checked_zip(data)
+    except InputFileError as exc:
+        raise fail(str(exc)) from None
+    entries = {info.filename.removesuffix(".npy"): info for info in archive.infolist()}
+    if "header" not in entries:
+        raise fail(f"not an lgn model file (no 'header' entry; entries: {sorted(entries)[:8]})")
+    if entries["header"].file_size > MAX_HEADER_BYTES + _MAX_NPY_HEADER:
+        raise fail(f"header entry declares {entries['header'].file_size} bytes, more than a header holds")
+    header = _read_header(_read_entry(archive, entries["header"], fail), fail)
+    names = ["op", "a", "b", "outputs"] + (["feature", "threshold"] if header["encoding"] else [])
+    missing = [name for name in names if name not in entries]
+    if missing:
+        raise fail(f"missing array {missing[0]!r}")
+    num_gates, num_inputs = header["num_gates"], header["num_inputs"]
+    lengths = {"op": num_gates, "a": num_gates, "b": num_gates, "feature": num_inputs,
+               "threshold": num_inputs, "outputs": _MAX_OUTPUTS}
+    for name in names:  # before decompressing: at most 8 bytes per entry the header implies
+        declared = entries[name].file_size
+        if declared > 8 * lengths[name] + _MAX_NPY_HEADER + 16:
+            raise fail(f"entry {name!r} declares {declared} bytes, more than {lengths[name]} "
+                       "entries need (the header and the arrays disagree)")
+    arrays = {name: _read_entry(archive, entries[name], fail) for name in names}
+    netlist = _build(header, arrays, fail)
+    checksum = header.get("checksum")
+    if checksum is not None and checksum != netlist.content_sha256:
+        raise fail("checksum mismatch, the file is damaged")
+    return NetlistFile(netlist, "npz", checksum)
+
+
+def _read_entry(archive, info, fail) -> np.ndarray:
+    """The array in one ``.npy`` entry, its shape checked against the bytes present before use."""
+    name = info.filename.removesuffix(".npy")
+    try:
+        raw = archive.read(info)  # checks the entry's CRC; its size was checked by checked_zip
+    except Exception as exc:  # zipfile and zlib raise many types for damaged data
+        raise fail(f"corrupted entry {name!r} ({first_line(exc)})") from None
+    if not raw.startswith(b"\x93NUMPY"):
         raise fail(f"entry {name!r} is not a numpy array")
-    return value
+    stream = io.BytesIO(raw)
+    try:
+        version = np.lib.format.read_magic(stream)
+        if version not in ((1, 0), (2, 0)):
+            raise ValueError(f"unsupported .npy version {version}")
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        with warnings.catch_warnings():  # a damaged header is an error here, never a warning
+            warnings.simplefilter("ignore")
+            shape, fortran_order, dtype = read_header(stream, max_header_size=_MAX_NPY_HEADER)
+    except Exception as exc:  # numpy's header parser raises ValueError, SyntaxError, TokenError...
+        raise fail(f"entry {name!r} has a damaged array header ({first_line(exc)})") from None
+    if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None or dtype.itemsize == 0:
+        raise fail(f"entry {name!r} has dtype {dtype}, not a plain number type")
+    if any(dim < 0 for dim in shape):
+        raise fail(f"entry {name!r} declares a negative shape {shape}")
+    count = math.prod(shape)
+    present = len(raw) - stream.tell()
+    if count * dtype.itemsize != present:
+        raise fail(f"entry {name!r} declares shape {shape} of {dtype} ({count * dtype.itemsize} bytes) "
+                   f"but holds {present} bytes")
+    array = np.frombuffer(raw, dtype=dtype, count=count, offset=stream.tell())
+    return array.reshape(shape, order="F" if fortran_order else "C")
 
 
 def _read_header(raw: np.ndarray, fail) -> dict:
@@ -133,37 +246,79 @@ def _read_header(raw: np.ndarray, fail) -> dict:
         raise fail(f"header must be 1-d uint8 bytes, got {raw.dtype} of shape {raw.shape}")
     try:
         header = json.loads(raw.tobytes().decode("utf-8"))
-    except ValueError as exc:
-        raise fail(f"header is not UTF-8 JSON ({exc})") from None
+    except (ValueError, RecursionError) as exc:
+        raise fail(f"header is not UTF-8 JSON ({first_line(exc, 100)})") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
         raise fail(f"not an lgn model file (header format is not {FORMAT_NAME!r})")
     version = header.get("version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise fail(f"header: bad format version {version!r}")
+    if not _is_int(version) or version < 1:
+        raise fail(f"header: bad format version {_short(version)}")
     if version > FORMAT_VERSION:
         raise fail(f"format version {version} is newer than this lgn reads ({FORMAT_VERSION}); "
                    "upgrade lgn")
-    fields = {"num_inputs": int, "num_gates": int, "num_classes": int, "tau": (int, float),
-              "meta": dict, "encoding": (dict, type(None))}
-    for name, kind in fields.items():
+    counts = {"num_inputs": (0, MAX_INPUTS), "num_gates": (0, None), "num_classes": (1, None)}
+    for name, (low, high) in counts.items():
         value = header.get(name)
-        if not isinstance(value, kind) or isinstance(value, bool):
-            raise fail(f"header: field {name!r} is missing or has the wrong type ({value!r})")
-    enc = header["encoding"]
-    if enc is not None and not (isinstance(enc.get("num_features"), int)
+        if not _is_int(value) or value < low or (high is not None and value > high):
+            raise fail(f"header: field {name!r} is missing or not an integer in {low}.."
+                       f"{high if high is not None else ''} ({_short(value)})")
+    tau = header.get("tau")
+    if not _is_number(tau) or not math.isfinite(tau) or tau <= 0:
+        raise fail(f"header: field 'tau' is missing or not a positive finite number ({_short(tau)})")
+    if "encoding" not in header:
+        raise fail("header: field 'encoding' is missing")
+    if not isinstance(header.get("meta"), dict):
+        raise fail(f"header: field 'meta' is missing or not an object ({_short(header.get('meta'))})")
+    enc = header.get("encoding")
+    if enc is not None and not (isinstance(enc, dict) and _is_int(enc.get("num_features"))
+                                and 1 <= enc["num_features"] <= MAX_FEATURES
                                 and enc.get("dtype") in FEATURE_DTYPES):
-        raise fail(f"header: bad encoding {enc!r}")
+        raise fail(f"header: bad encoding {_short(enc)}")
+    checksum = header.get("checksum")
+    if checksum is not None:
+        match = _CHECKSUM.fullmatch(checksum) if isinstance(checksum, str) else None
+        if match is None:
+            raise fail(f"header: bad checksum field {_short(checksum)}")
+        header["checksum"] = match[1]
     return header
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    """A JSON number that is a finite-or-not float without overflow (huge ints are not)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _build(header: dict, arrays: dict, fail) -> Netlist:
-    kinds = {"op": "u", "a": "iu", "b": "iu", "outputs": "iu", "feature": "iu", "threshold": "f"}
     for name, array in arrays.items():
-        if array.ndim != 1 or array.dtype.kind not in kinds[name]:
-            raise fail(f"array {name!r} has dtype {array.dtype} and shape {array.shape}, expected 1-d "
-                       + ("unsigned" if name == "op" else "integer" if kinds[name] != "f" else "float"))
+        if array.ndim != 1 or array.dtype.kind not in _ARRAY_KINDS[name]:
+            expected = {"u": "unsigned", "iu": "integer", "f": "float"}[_ARRAY_KINDS[name]]
+            raise fail(f"array {name!r} has dtype {array.dtype} and shape {array.shape}, "
+                       f"expected 1-d {expected}")
     if arrays["op"].shape[0] != header["num_gates"]:
         raise fail(f"header says {header['num_gates']} gates, array 'op' has {arrays['op'].shape[0]}")
+    if header["num_classes"] > arrays["outputs"].shape[0]:
+        raise fail(f"header says {header['num_classes']} classes, array 'outputs' has "
+                   f"{arrays['outputs'].shape[0]} entries")
+    for name in ("a", "b", "outputs", "feature"):  # node ids and feature indices fit int64
+        array = arrays.get(name)
+        unsigned = array is not None and array.dtype.kind == "u" and array.size
+        if unsigned and array.max() > np.iinfo(np.int64).max:
+            raise fail(f"array {name!r} holds {array.max()}, beyond any node or feature")
     try:
         encoding = None
         if header["encoding"] is not None:
@@ -172,8 +327,9 @@ def _build(header: dict, arrays: dict, fail) -> Netlist:
                 threshold=arrays["threshold"], dtype=header["encoding"]["dtype"],
             )
         return Netlist(
-            num_inputs=header["num_inputs"], op=arrays["op"], a=arrays["a"].astype(NODE_DTYPE),
-            b=arrays["b"].astype(NODE_DTYPE), outputs=arrays["outputs"].astype(NODE_DTYPE),
+            num_inputs=header["num_inputs"], op=arrays["op"], a=arrays["a"].astype(NODE_DTYPE, copy=False),
+            b=arrays["b"].astype(NODE_DTYPE, copy=False),
+            outputs=arrays["outputs"].astype(NODE_DTYPE, copy=False),
             num_classes=header["num_classes"], tau=header["tau"], encoding=encoding,
             meta=header["meta"],
         )

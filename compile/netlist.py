@@ -21,8 +21,10 @@ those nodes that are 1 (divided by ``tau`` in the trained model, which does not 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -31,11 +33,20 @@ import numpy as np
 
 from lgn.nn.gates import GATE_NAMES, NUM_GATES
 
-__all__ = ["Netlist", "ThermometerEncoding", "NetlistError", "FEATURE_DTYPES"]
+__all__ = ["Netlist", "ThermometerEncoding", "NetlistError", "FEATURE_DTYPES", "MAX_INPUTS",
+           "MAX_FEATURES", "MAX_META_BYTES", "parse_text"]
 
 NODE_DTYPE = np.int64
 #: Raw feature types a netlist's encoder may declare (the C type the firmware passes in).
 FEATURE_DTYPES = ("uint8", "int8", "uint16", "int16", "int32", "float32")
+#: Sane limits on the counts that no array backs (a file claiming more is damaged): input bits
+#: and raw features. The largest models in use have about 10^5 of either.
+MAX_INPUTS = 1 << 24
+MAX_FEATURES = 1 << 24
+#: Largest ``meta`` a model file holds (as JSON): meta is small provenance, not data.
+MAX_META_BYTES = 4 << 20
+#: Node ids the text form accepts (larger ones cannot be valid and would overflow int64).
+_MAX_NODE_ID = 1 << 62
 
 
 class NetlistError(ValueError):
@@ -79,8 +90,10 @@ class ThermometerEncoding:
             )
         if self.dtype not in FEATURE_DTYPES:
             raise NetlistError(f"encoding: unknown feature dtype {self.dtype!r}, expected one of {FEATURE_DTYPES}")
-        if not isinstance(self.num_features, (int, np.integer)) or self.num_features < 1:
-            raise NetlistError(f"encoding: num_features must be a positive integer, got {self.num_features!r}")
+        if (not isinstance(self.num_features, (int, np.integer)) or isinstance(self.num_features, bool)
+                or not 1 <= self.num_features <= MAX_FEATURES):
+            raise NetlistError(f"encoding: num_features must be an integer in 1..{MAX_FEATURES}, "
+                               f"got {self.num_features!r}")
         bad = np.flatnonzero((self.feature < 0) | (self.feature >= self.num_features))
         if bad.size:
             i = int(bad[0])
@@ -151,15 +164,22 @@ class Netlist:
 
     def __post_init__(self):
         set_ = object.__setattr__
-        set_(self, "num_inputs", int(self.num_inputs))
-        set_(self, "num_classes", int(self.num_classes))
-        set_(self, "tau", float(self.tau))
-        set_(self, "op", self._ops(self.op))
-        for name in ("a", "b", "outputs"):
-            set_(self, name, _frozen(getattr(self, name), NODE_DTYPE))
+        for name, kind in (("num_inputs", int), ("num_classes", int), ("tau", float)):
+            try:
+                set_(self, name, kind(getattr(self, name)))
+            except (TypeError, ValueError, OverflowError) as exc:
+                raise NetlistError(f"{name} must be a number, got {getattr(self, name)!r} ({exc})") from None
+        try:
+            set_(self, "op", self._ops(self.op))
+            for name in ("a", "b", "outputs"):
+                set_(self, name, _frozen(getattr(self, name), NODE_DTYPE))
+        except (TypeError, ValueError, OverflowError) as exc:
+            if isinstance(exc, NetlistError):
+                raise
+            raise NetlistError(f"op, a, b and outputs must be arrays of integers ({exc})") from None
         try:
             meta = json.loads(json.dumps(dict(self.meta)))
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:
             raise NetlistError(f"meta must be JSON-able: {exc}") from None
         set_(self, "meta", meta)
         self.validate()
@@ -214,8 +234,8 @@ class Netlist:
     # ------------------------------------------------------------- validation
     def validate(self) -> None:
         """Raise :class:`NetlistError` naming the first malformed entry; return ``None`` if valid."""
-        if self.num_inputs < 0:
-            raise NetlistError(f"num_inputs must be >= 0, got {self.num_inputs}")
+        if not 0 <= self.num_inputs <= MAX_INPUTS:
+            raise NetlistError(f"num_inputs must be in 0..{MAX_INPUTS}, got {self.num_inputs}")
         if self.num_classes < 1:
             raise NetlistError(f"num_classes must be >= 1, got {self.num_classes}")
         if not (math.isfinite(self.tau) and self.tau > 0):
@@ -299,11 +319,69 @@ class Netlist:
             return f"x{node - 2}"
         return f"g{node}"
 
-    def to_text(self) -> str:
-        """Return the compact text form (one line per gate), readable by :meth:`from_text`."""
+    # ------------------------------------------------------------- identity
+    @cached_property
+    def sha256(self) -> str:
+        """SHA-256 (hex) of the model: every field that defines what the netlist computes.
+
+        It covers ``num_inputs``, ``num_classes``, ``tau``, the gates (``op``, ``a``, ``b``), the
+        ``outputs`` and the encoding (feature count and type, the feature and threshold of every
+        input bit), serialized canonically: a JSON line of the scalars (``tau`` as a hex float), then
+        each array as ``name dtype length`` and its little-endian bytes. ``meta`` (provenance: the
+        dataset, the source file) is not part of the model, so the same circuit has the same hash
+        whichever file it was read from. Model files store :attr:`content_sha256` to detect damage.
+        """
+        enc = self.encoding
+        scalars = {"num_inputs": self.num_inputs, "num_classes": self.num_classes,
+                   "tau": self.tau.hex(), "encoding": None if enc is None else enc.to_json()}
+        arrays = [("op", self.op, "<u1"), ("a", self.a, "<i8"), ("b", self.b, "<i8"),
+                  ("outputs", self.outputs, "<i8")]
+        if enc is not None:
+            arrays += [("feature", enc.feature, "<i8"), ("threshold", enc.threshold, "<f8")]
+        digest = hashlib.sha256(b"lgn-netlist\n" + _canonical_json(scalars).encode("ascii") + b"\n")
+        for name, array, dtype in arrays:
+            data = np.ascontiguousarray(array, dtype=dtype)
+            digest.update(f"{name} {dtype} {data.shape[0]}\n".encode("ascii"))
+            digest.update(data)
+        return digest.hexdigest()
+
+    @cached_property
+    def content_sha256(self) -> str:
+        """SHA-256 (hex) of the model (:attr:`sha256`) and its ``meta``: the checksum model files store.
+
+        Two netlists are equal (``==``) exactly when their content hashes are.
+        """
+        payload = f"lgn-netlist-content\n{self.sha256}\n{_canonical_json(self.meta)}\n"
+        return hashlib.sha256(payload.encode("ascii")).hexdigest()
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, Netlist):
+            return NotImplemented
+        return self is other or self.content_sha256 == other.content_sha256
+
+    def __hash__(self) -> int:
+        return hash(self.content_sha256)
+
+    # ------------------------------------------------------------- text form
+    def to_text(self, checksum: bool = False) -> str:
+        """Return the text form, which :meth:`from_text` reads back to an equal netlist.
+
+        One item per line: ``inputs N``; ``tau T`` (unless 1); with an encoding ``features F
+        DTYPE`` and one ``x<i> = f<j> > THRESHOLD`` line per input bit; ``meta {JSON}`` (unless
+        empty); one ``g<id> = OP A B`` line per gate; ``outputs ...``, classes separated by ``|``.
+        Floats are written with ``repr``, which reads back exactly. ``checksum=True`` appends a
+        last line ``checksum sha256:HEX`` of :attr:`content_sha256` (what model files carry).
+        """
         lines = [f"inputs {self.num_inputs}"]
         if self.tau != 1.0:
             lines.append(f"tau {self.tau!r}")
+        enc = self.encoding
+        if enc is not None:
+            lines.append(f"features {enc.num_features} {enc.dtype}")
+            pairs = zip(enc.feature.tolist(), enc.threshold.tolist())
+            lines += [f"x{i} = f{f} > {t!r}" for i, (f, t) in enumerate(pairs)]
+        if self.meta:
+            lines.append(f"meta {_canonical_json(self.meta)}")
         for g in range(self.num_gates):
             node = self.first_gate + g
             lines.append(
@@ -312,54 +390,198 @@ class Netlist:
             )
         groups = (" ".join(self.node_name(int(n)) for n in grp) for grp in self.groups)
         lines.append("outputs " + " | ".join(groups))
+        if checksum:
+            lines.append(f"checksum sha256:{self.content_sha256}")
         return "\n".join(lines) + "\n"
 
     @classmethod
     def from_text(cls, text: str, **kwargs) -> "Netlist":
-        """Parse the text form of :meth:`to_text`; gate names (``g7``) must equal their node ids."""
-        num_inputs, tau, ops, a, b, groups = None, 1.0, [], [], [], None
-        names = {name: i for i, name in enumerate(GATE_NAMES)}
+        """Parse the text form of :meth:`to_text`; gate names (``g7``) must equal their node ids.
 
-        def node(token: str, lineno: int) -> int:
-            kind, digits = token[:1], token[1:]
-            if kind not in "cxg" or not digits.isdigit():
-                raise NetlistError(f"line {lineno}: bad node name {token!r}")
-            return int(digits) + (2 if kind == "x" else 0)
-
-        for lineno, raw in enumerate(text.splitlines(), 1):
-            words = raw.split("#")[0].split()
-            if not words:
-                continue
-            if words[0] == "inputs" and len(words) == 2:
-                num_inputs = int(words[1])
-            elif words[0] == "tau" and len(words) == 2:
-                tau = float(words[1])
-            elif words[0] == "outputs":
-                groups = [[node(t, lineno) for t in grp.split()] for grp in " ".join(words[1:]).split("|")]
-            elif len(words) == 5 and words[1] == "=":
-                if num_inputs is None:
-                    raise NetlistError(f"line {lineno}: 'inputs N' must come before the gates")
-                if words[2] not in names:
-                    raise NetlistError(f"line {lineno}: unknown gate {words[2]!r}")
-                expected = 2 + num_inputs + len(ops)
-                if node(words[0], lineno) != expected:
-                    raise NetlistError(f"line {lineno}: gate {words[0]} should be named g{expected}")
-                ops.append(names[words[2]])
-                a.append(node(words[3], lineno))
-                b.append(node(words[4], lineno))
-            else:
-                raise NetlistError(f"line {lineno}: cannot parse {raw.strip()!r}")
-        if num_inputs is None or groups is None:
-            raise NetlistError("text netlist needs an 'inputs N' and an 'outputs ...' line")
-        if len({len(g) for g in groups}) != 1:
-            raise NetlistError("output groups must have equal sizes")
-        return cls(
-            num_inputs=num_inputs, op=np.array(ops, dtype=np.uint8), a=a, b=b,
-            outputs=[n for grp in groups for n in grp], num_classes=len(groups), tau=tau, **kwargs,
-        )
+        A ``checksum`` line, when present, must match what was read. ``kwargs`` then replace
+        fields (e.g. ``meta=...``). Raises :class:`NetlistError` naming the line at fault.
+        """
+        netlist, _ = parse_text(text)
+        return netlist.replace(**kwargs) if kwargs else netlist
 
     def __repr__(self) -> str:
         return (
             f"Netlist(inputs={self.num_inputs}, gates={self.num_gates}, depth={self.depth}, "
             f"classes={self.num_classes}, outputs_per_class={self.outputs_per_class})"
         )
+
+
+def _canonical_json(value) -> str:
+    """One-line JSON with sorted keys and ASCII escapes: the same text for equal values."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+_COUNT = re.compile(r"[0-9]{1,18}")
+_NODE = re.compile(r"([cxg])([0-9]{1,18})")
+_CHECKSUM = re.compile(r"sha256:([0-9a-f]{64})")
+
+
+def parse_text(text: str) -> tuple[Netlist, str | None]:
+    """Read the text form of :meth:`Netlist.to_text`: ``(netlist, checksum)``.
+
+    ``checksum`` is the hex SHA-256 of a ``checksum`` line, verified against the netlist read
+    (a mismatch raises :class:`NetlistError`), or ``None`` when the text has no such line.
+    """
+    return _TextReader().read(text)
+
+
+class _TextReader:
+    """State of one :func:`parse_text` call; every problem is a NetlistError naming its line."""
+
+    def __init__(self):
+        self.num_inputs = None
+        self.tau = None
+        self.features = None  # (num_features, dtype)
+        self.bits = ([], [])  # feature and threshold of each input bit
+        self.meta = None
+        self.gates = ([], [], [])  # op, a, b
+        self.groups = None
+        self.checksum = None
+        self.lineno = 0
+
+    def fail(self, problem: str):
+        return NetlistError(f"line {self.lineno}: {problem}")
+
+    def read(self, text: str) -> tuple[Netlist, str | None]:
+        for self.lineno, raw in enumerate(text.splitlines(), 1):
+            keyword, _, rest = raw.strip().partition(" ")
+            if self.checksum is not None and raw.split("#")[0].strip():
+                raise self.fail("nothing may follow the checksum line")
+            if keyword in ("meta", "checksum"):  # the rest of the line is data, '#' included
+                parse = self.parse_meta if keyword == "meta" else self.parse_checksum
+                self.set_once(keyword, parse(rest))
+                continue
+            words = raw.split("#")[0].split()
+            if words:
+                self.line(words, raw.strip())
+        self.lineno = 0
+        netlist = self.build()
+        if self.checksum is not None and self.checksum != netlist.content_sha256:
+            raise NetlistError("checksum mismatch, the file is damaged")
+        return netlist, self.checksum
+
+    def set_once(self, name: str, value, keyword: str | None = None) -> None:
+        if getattr(self, name) is not None:
+            raise self.fail(f"a second {keyword or name!r} line")
+        setattr(self, name, value)
+
+    def line(self, words: list[str], raw: str) -> None:
+        head = words[0]
+        if head == "inputs" and len(words) == 2:
+            self.set_once("num_inputs", self.count(words[1], "input count", MAX_INPUTS), "inputs")
+        elif head == "tau" and len(words) == 2:
+            self.set_once("tau", self.number(words[1], "tau"))
+        elif head == "features" and len(words) == 3:
+            if self.num_inputs is None:
+                raise self.fail("'inputs N' must come before 'features'")
+            self.set_once("features", (self.count(words[1], "feature count", MAX_FEATURES), words[2]))
+        elif head == "outputs":
+            groups = [group.split() for group in " ".join(words[1:]).split("|")]
+            if not all(groups):
+                raise self.fail("an output group is empty (classes are separated by '|')")
+            self.set_once("groups", [[self.node(token) for token in group] for group in groups], "outputs")
+        elif len(words) == 5 and words[1] == "=" and words[3] == ">":
+            self.input_bit(words)
+        elif len(words) == 5 and words[1] == "=":
+            self.gate(words)
+        else:
+            raise self.fail(f"cannot parse {raw[:80]!r}")
+
+    def count(self, token: str, what: str, limit: int) -> int:
+        if not _COUNT.fullmatch(token) or int(token) > limit:
+            raise self.fail(f"bad {what} {token[:40]!r} (expected an integer in 0..{limit})")
+        return int(token)
+
+    def number(self, token: str, what: str) -> float:
+        try:
+            return float(token)
+        except ValueError:
+            raise self.fail(f"bad {what} {token[:40]!r} (expected a number)") from None
+
+    def node(self, token: str) -> int:
+        match = _NODE.fullmatch(token)
+        if self.num_inputs is None:
+            raise self.fail("'inputs N' must come before the gates and outputs")
+        if match:
+            kind, index = match[1], int(match[2])
+            if kind == "c" and index < 2:
+                return index
+            if kind == "x" and index < self.num_inputs:
+                return 2 + index
+            if kind == "g" and index >= 2 + self.num_inputs:
+                return index
+        raise self.fail(f"bad node name {token[:40]!r} (c0, c1, x0..x{self.num_inputs - 1} or "
+                        f"g{2 + self.num_inputs}...)")
+
+    def input_bit(self, words: list[str]) -> None:
+        feature, threshold = self.bits
+        if self.features is None:
+            raise self.fail("input bit lines need a 'features F DTYPE' line before them")
+        if words[0] != f"x{len(feature)}":
+            raise self.fail(f"input bit {words[0][:40]!r} should be x{len(feature)} (bits in order)")
+        if len(feature) == self.num_inputs:
+            raise self.fail(f"more input bit lines than the {self.num_inputs} inputs")
+        if not words[2].startswith("f"):
+            raise self.fail(f"bad feature {words[2][:40]!r} (expected f<index>)")
+        feature.append(self.count(words[2][1:], "feature index", MAX_FEATURES))
+        threshold.append(self.number(words[4], "threshold"))
+
+    def gate(self, words: list[str]) -> None:
+        ops, a, b = self.gates
+        if self.num_inputs is None:
+            raise self.fail("'inputs N' must come before the gates")
+        if words[2] not in _GATE_NUMBERS:
+            raise self.fail(f"unknown gate {words[2][:40]!r}")
+        expected = 2 + self.num_inputs + len(ops)
+        if words[0] != f"g{expected}":
+            raise self.fail(f"gate {words[0][:40]} should be named g{expected}")
+        ops.append(_GATE_NUMBERS[words[2]])
+        a.append(self.node(words[3]))
+        b.append(self.node(words[4]))
+
+    def parse_meta(self, rest: str) -> dict:
+        if len(rest) > MAX_META_BYTES:
+            raise self.fail(f"meta is longer than {MAX_META_BYTES} characters")
+        try:
+            meta = json.loads(rest)
+        except (ValueError, RecursionError) as exc:
+            raise self.fail(f"meta is not JSON ({str(exc)[:80]})") from None
+        if not isinstance(meta, dict):
+            raise self.fail("meta must be a JSON object")
+        return meta
+
+    def parse_checksum(self, rest: str) -> str:
+        match = _CHECKSUM.fullmatch(rest.strip())
+        if not match:
+            raise self.fail("bad checksum line (expected 'checksum sha256:<64 hex digits>')")
+        return match[1]
+
+    def build(self) -> Netlist:
+        if self.num_inputs is None or self.groups is None:
+            raise NetlistError("text netlist needs an 'inputs N' and an 'outputs ...' line")
+        if len({len(group) for group in self.groups}) != 1:
+            raise NetlistError("output groups must have equal sizes")
+        encoding = None
+        if self.features is not None:
+            feature, threshold = self.bits
+            if len(feature) != self.num_inputs:
+                raise NetlistError(f"{len(feature)} input bit lines for {self.num_inputs} inputs")
+            num_features, dtype = self.features
+            encoding = ThermometerEncoding(num_features, np.array(feature, np.int64),
+                                           np.array(threshold, np.float64), dtype)
+        ops, a, b = self.gates
+        return Netlist(
+            num_inputs=self.num_inputs, op=np.array(ops, dtype=np.uint8),
+            a=np.array(a, dtype=NODE_DTYPE), b=np.array(b, dtype=NODE_DTYPE),
+            outputs=np.array([n for group in self.groups for n in group], dtype=NODE_DTYPE),
+            num_classes=len(self.groups), tau=1.0 if self.tau is None else self.tau,
+            encoding=encoding, meta=self.meta or {},
+        )
+
+
+_GATE_NUMBERS = {name: i for i, name in enumerate(GATE_NAMES)}

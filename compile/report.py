@@ -14,12 +14,16 @@ from .passes import optimize
 __all__ = ["describe"]
 
 
-def describe(netlist: Netlist, optimized: Netlist | None = None) -> str:
+def describe(netlist: Netlist, optimized: Netlist | None = None, *, source: str | None = None,
+             hashes: bool = False) -> str:
     """Return a multi-line summary of ``netlist``, and of it after :func:`~lgn.compile.passes.optimize`.
 
-    Lists the inputs (and their encoding), the classes and outputs, tau, meta, then a table of
-    gates per op, depth and total, before and after optimization. ``optimized`` may pass a result
-    of ``optimize(netlist)`` computed already; by default it is computed here.
+    Lists ``source`` (a line about the file, e.g. whether its checksum was verified) when given;
+    with ``hashes`` the model's SHA-256 (:attr:`Netlist.sha256`) as stored and after optimization
+    (the netlist ``lgn export`` compiles by default, whose hash the generated code carries); the
+    inputs (and their encoding), the classes and outputs, tau, meta, then a table of gates per op,
+    depth and total, before and after optimization. ``optimized`` may pass a result of
+    ``optimize(netlist)`` computed already; by default it is computed here.
     """
     optimized = optimize(netlist) if optimized is None else optimized
     enc = netlist.encoding
@@ -30,7 +34,11 @@ def describe(netlist: Netlist, optimized: Netlist | None = None) -> str:
         inputs = (f"{netlist.num_inputs} input bits: thermometer encoding of {enc.num_features} "
                   f"{enc.dtype} features, {per_feature.min()}..{per_feature.max()} bits per feature")
     direct = np.count_nonzero(netlist.outputs < netlist.first_gate)
-    lines = [
+    lines = [f"file     {source}"] if source else []
+    if hashes:
+        lines += [f"sha256   {netlist.sha256}  (the model as stored)",
+                  f"         {optimized.sha256}  (after optimize: what lgn export compiles by default)"]
+    lines += [
         f"inputs   {inputs}",
         f"outputs  {netlist.num_classes} classes x {netlist.outputs_per_class} output bits, "
         f"tau {netlist.tau:g}"

@@ -84,6 +84,7 @@ class Design:
     stages: int
     raw_features: bool
     popcount_group: int
+    model_sha256: str  # lgn.compile.Netlist.sha256 of the netlist implemented
 
     def report(self) -> str:
         """Return the human-readable report written next to the Verilog."""
@@ -100,7 +101,7 @@ class Design:
         popcount = (f"{self.popcount_group}-bit compressors, then a balanced adder tree"
                     if self.popcount_group else "balanced adder tree")
         lines += ["", f"gates: {self.num_gates}  ({counts})", f"logic levels: {self.depth}",
-                  f"popcount: {popcount}", ""]
+                  f"popcount: {popcount}", f"model sha256: {self.model_sha256}", ""]
         return "\n".join(lines)
 
 
@@ -139,7 +140,7 @@ def describe(netlist: Netlist, name: str = "lgn_net", pipeline: int = 0,
     ]
     return Design(sanitize_name(name), pipeline, cycles, tuple(ports), netlist.num_gates,
                   netlist.depth, netlist.gate_counts(), logic_stages(netlist, popcount_group),
-                  bool(raw_features), check_group(popcount_group))
+                  bool(raw_features), check_group(popcount_group), netlist.sha256)
 
 
 # Verilator -Wall waivers for the emitted module, each with the reason it is safe.

@@ -102,11 +102,13 @@ def train(dataset, data_dir, no_download, mirror, out, resume, progress, device,
     from lgn import data as datasets
     from lgn.train import TrainConfig
     from lgn.train import train as run_training
+    from lgn.train.checkpoint import check_writable
 
     out = Path(out or Path("runs") / dataset.split(":")[-1].replace("/", "_").removesuffix(".npz") / "model.pt")
     config = TrainConfig.for_dataset(dataset, data_dir=data_dir, seed=seed, device=device, **overrides)
     if resume and not out.exists():
         raise ValueError(f"--resume: no checkpoint at {out}")
+    check_writable(out)  # before the data is loaded: a bad --out fails at once
     data = datasets.load(dataset, data_dir, download=not no_download, mirror=mirror)
     click.echo(
         f"dataset {data.name}: {len(data.x_train)} train / {len(data.x_test)} test, "
@@ -201,8 +203,9 @@ def _export_packed(netlist, out, options):
 
 
 def _export_netlist_text(netlist, out, options):
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(netlist.to_text())
+    from lgn.compile import formats
+
+    formats.save_text(netlist, out)
     return [out]
 
 
@@ -256,7 +259,8 @@ def _load_netlist(model, optimized: bool):
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--target", "-t", type=click.Choice(list(TARGETS)), required=True,
               help="packed: .npz netlist file for the packed executor (lgn eval FILE --backend packed); "
-                   "netlist: the readable text form; blif / aiger (.aag ASCII, else binary): for ABC/yosys; "
+                   "netlist: the readable text form (every command reads it, like .npz); "
+                   "blif / aiger (.aag ASCII, else binary): for ABC/yosys; "
                    "c: NAME.h + NAME.c; verilog: NAME.v, NAME_tb.v and a report.")
 @click.option("--out", "-o", type=click.Path(), required=True,
               help="Output file, or directory for the c and verilog targets.")
@@ -283,11 +287,19 @@ def export(model, target, out, name, optimize, word_bits, style, pipeline, popco
     """Compile MODEL (a checkpoint or a netlist file) to TARGET."""
     if pipeline < 0:
         raise ValueError(f"--pipeline must be >= 0, got {pipeline}")
-    file, netlist = _load_netlist(model, optimize)
+    from lgn.files import check_writable, ensure_directory
+
     writer, is_dir = TARGETS[target]
     out = Path(out)
     if not is_dir and out.is_dir():
         raise ValueError(f"--out {out} is a directory; the {target} target writes a file")
+    if is_dir and out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; the {target} target writes a directory")
+    file, netlist = _load_netlist(model, optimize)
+    if is_dir:
+        ensure_directory(out)
+    else:
+        check_writable(out)
     options = {"name": name, "word_bits": int(word_bits), "style": style, "pipeline": pipeline,
                "popcount_group": popcount_group, "vectors": _test_vectors(file, vectors, data_dir) if target == "verilog" else None}
     paths = writer(netlist, out, options)
@@ -320,7 +332,13 @@ def info(model):
     from lgn.compile.report import describe
     from lgn.io import load_model_file
 
-    click.echo(describe(load_model_file(model).netlist), nl=False)
+    file = load_model_file(model)
+    kind = {"checkpoint": "training checkpoint", "npz": "netlist file (.npz)",
+            "text": "text netlist file"}[file.kind]
+    covers = "weights, config and training state" if file.kind == "checkpoint" else "netlist and meta"
+    status = (f"checksum verified (sha256 {file.checksum} of the {covers})" if file.verified else
+              "NOT verified: it carries no checksum (written before lgn recorded one)")
+    click.echo(describe(file.netlist, source=f"{file.path}: {kind}, {status}", hashes=True), nl=False)
 
 
 # --------------------------------------------------------------------------- synth
@@ -364,8 +382,11 @@ def check(model, dataset, data_dir, out, vectors):
     iverilog). Exits with status 1 if any back end disagrees.
     """
     from lgn.check import run_checks
+    from lgn.files import ensure_directory
 
-    out = Path(out) if out else Path(model).with_suffix("")
+    if not Path(model).is_file():  # before creating the output directory
+        raise FileNotFoundError(f"model file {model} does not exist")
+    out = ensure_directory(Path(out) if out else Path(model).with_suffix(""))
     report = run_checks(model, dataset=dataset, data_dir=data_dir, out=out, vectors=vectors, log=click.echo)
     click.echo(report.table())
     if not report.ok:

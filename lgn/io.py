@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import zipfile
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -15,12 +14,28 @@ __all__ = ["ModelFile", "load_model_file", "EvalSetup", "load_for_eval"]
 
 @dataclass(frozen=True)
 class ModelFile:
-    """What a model file holds: always a netlist; the torch model too for a checkpoint."""
+    """What a model file holds: always a netlist; the torch model too for a checkpoint.
+
+    ``kind`` is ``'checkpoint'``, ``'npz'`` or ``'text'``; ``checksum`` is the hex SHA-256 the
+    file carried and that matched its content, or ``None`` for a file written before lgn
+    recorded checksums (loaded unverified, with a note).
+    """
 
     path: Path
     netlist: object  # lgn.compile.Netlist (lowered, not optimized)
     model: object | None = None  # LogicNet in eval mode, for checkpoints
     config: dict | None = None
+    kind: str = "npz"
+    checksum: str | None = None
+
+    @property
+    def verified(self) -> bool:
+        return self.checksum is not None
+
+    @property
+    def digest(self) -> str:
+        """The model's SHA-256: :attr:`lgn.compile.Netlist.sha256` of :attr:`netlist`."""
+        return self.netlist.sha256
 
     @property
     def dataset(self) -> str | None:
@@ -31,30 +46,35 @@ class ModelFile:
         return (self.config or {}).get("data_dir") or self.netlist.meta.get("data_dir")
 
 
-def _is_checkpoint(path: Path) -> bool:
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as archive:
-        return any(name.endswith("data.pkl") for name in archive.namelist())
-
-
 def load_model_file(path: str | os.PathLike) -> ModelFile:
-    """Load a training checkpoint (lowered to a netlist) or a netlist file written by ``lgn export``."""
-    from lgn.compile.lower import lower
-    from lgn.train import load_model
+    """Load a training checkpoint (lowered to a netlist) or a netlist file (``.npz`` or text).
+
+    The kind is told by content; the file is opened once. Checksums are verified (see
+    :func:`lgn.compile.formats.load_file` and :func:`lgn.train.load_checkpoint`).
+    """
+    from lgn.compile.formats import NetlistFormatError, load_file
+    from lgn.files import InputFileError, MissingFileError, model_file_kind, read_bytes
 
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"model file {path} does not exist")
-    if _is_checkpoint(path):
-        model, config = load_model(path)
-        meta = {"dataset": config.get("dataset"), "source": str(path)}
-        if config.get("data_dir"):
-            meta["data_dir"] = config["data_dir"]
-        return ModelFile(path, lower(model, meta=meta), model, config)
-    from lgn.compile.formats import load as load_netlist
+    try:
+        data = read_bytes(path)
+    except MissingFileError:
+        raise FileNotFoundError(f"model file {path} does not exist") from None
+    except InputFileError as exc:
+        raise NetlistFormatError(f"{path}: {exc}") from None
+    if model_file_kind(data) != "checkpoint":
+        loaded = load_file(path, data)
+        return ModelFile(path, loaded.netlist, kind=loaded.kind, checksum=loaded.checksum)
+    from lgn.compile.lower import lower
+    from lgn.train import load_checkpoint, load_model
 
-    return ModelFile(path, load_netlist(path))
+    state = load_checkpoint(path, data)
+    model, config = load_model(path, state)
+    meta = {"dataset": config.get("dataset"), "source": str(path)}
+    if config.get("data_dir"):
+        meta["data_dir"] = config["data_dir"]
+    return ModelFile(path, lower(model, meta=meta), model, config, kind="checkpoint",
+                     checksum=state.get("checksum"))
 
 
 @dataclass(frozen=True)
