@@ -29,7 +29,7 @@ import torch
 
 from .networks import SortingNetwork
 
-__all__ = ["Plan", "full_plan", "left_plan", "mix", "mix_baseline", "reference_permutation"]
+__all__ = ["Plan", "full_plan", "left_plan", "mix", "mix_chunked", "mix_whole_batch", "reference_permutation"]
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ class Plan:
     padded: int
     offset: int
     steps: tuple[Step, ...]
-    checkpoints: tuple[int, ...]  # steps whose input state mix_baseline's forward pass keeps
+    checkpoints: tuple[int, ...]  # steps whose input mix_whole_batch's forward pass keeps
     arena: int              # elements per batch item to recompute its largest segment
     stages: tuple[Stage, ...]
     row_offsets: tuple[int, ...]  # step s's rows start here in the rows of all steps, end to end
@@ -485,10 +485,10 @@ class _Mix(torch.autograd.Function):
         return grad_w, None, None
 
 
-class _MixBaseline(torch.autograd.Function):
-    """The first kernel, kept as the same-run baseline of ``bench/sort.py``: the whole batch
-    goes through each layer, so every layer streams ``(B, rows, width)`` states through memory,
-    and the forward pass keeps the checkpoints."""
+class _MixWholeBatch(torch.autograd.Function):
+    """The first kernel: the whole batch goes through each layer, and the forward pass keeps
+    memory-optimal checkpoints over all layers. Each layer streams ``(B, rows, width)`` states
+    through memory, so it is the faster one only while those fit in the cache (small ``n``)."""
 
     @staticmethod
     def forward(ctx, w, plan, init):
@@ -555,19 +555,32 @@ def _initial(plan: Plan, init, w: torch.Tensor) -> torch.Tensor:
     return init.to(w).expand(batch, *init.shape).clone()
 
 
-def mix_baseline(w: torch.Tensor, plan: Plan, init: torch.Tensor | None = None) -> torch.Tensor:
-    """:func:`mix` as first written (whole batch per layer); the baseline of ``bench/sort.py``."""
-    return _MixBaseline.apply(w, plan, init)
+def mix_whole_batch(w: torch.Tensor, plan: Plan, init: torch.Tensor | None = None) -> torch.Tensor:
+    """:func:`mix` as first written (whole batch per layer; the baseline of ``bench/sort.py``)."""
+    return _MixWholeBatch.apply(w, plan, init)
+
+
+def mix_chunked(w: torch.Tensor, plan: Plan, init: torch.Tensor | None = None) -> torch.Tensor:
+    """:func:`mix` stage by stage in cache-sized chunks of items x columns."""
+    return _Mix.apply(w, plan, init)
 
 
 def mix(w: torch.Tensor, plan: Plan, init: torch.Tensor | None = None) -> torch.Tensor:
     """Apply the relaxed layers with keep weights ``w`` ``(B, comparators)``.
 
     Returns ``P`` ``(B, n, n)`` for a full plan, ``E^T P`` ``(B, width, n)`` for a left plan
-    with ``init = E`` ``(n, width)``. Memory in the backward pass: the segment checkpoints plus
-    one segment of states, about ``2 sqrt(layers)`` states of the (block-compressed) size.
+    with ``init = E`` ``(n, width)``.
+
+    On the CPU, when the batch's largest state exceeds a cache-sized chunk, this is
+    :func:`mix_chunked` (memory in the backward pass: the stage inputs, about one ``P`` for a
+    bitonic network, plus cache-sized chunk buffers); otherwise, and on other devices, it is
+    :func:`mix_whole_batch` (the segment checkpoints plus one segment of states, about
+    ``2 sqrt(layers)`` states of the block-compressed size).
     """
-    return _Mix.apply(w, plan, init)
+    largest = max((step.cost for step in plan.steps), default=0)
+    if w.device.type == "cpu" and w.shape[0] * largest > CPU_CHUNK_ELEMENTS:
+        return _Mix.apply(w, plan, init)
+    return _MixWholeBatch.apply(w, plan, init)
 
 
 def reference_permutation(w: torch.Tensor, network: SortingNetwork) -> torch.Tensor:
