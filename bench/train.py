@@ -33,18 +33,18 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch is imported 
 VARIANTS = ("baseline", "lgn", "naive")
 
 
-def _model(args, parametrization: str):
+def w1_model(layers: int, width: int, parametrization: str, device="cpu"):
+    """The W1 net (784 -> layers x width -> GroupSum(10)) and its Adam optimizer."""
     import torch
 
     from lgn.nn import LogicNet, Thermometer
 
-    torch.manual_seed(0)
-    model = LogicNet(Thermometer.uniform(784, 1, 0, 255), 10, layers=args.layers, width=args.width,
-                     tau=30, parametrization=parametrization, seed=0)
+    model = LogicNet(Thermometer.uniform(784, 1, 0, 255), 10, layers=layers, width=width,
+                     tau=30, parametrization=parametrization, seed=0).to(device)
     return model, torch.optim.Adam(model.parameters(), lr=0.01)
 
 
-def _forward(variant: str, model):
+def forward_of(variant: str, model):
     """The forward pass of ``variant`` over ``model``'s parameters."""
     from lgn.nn import functional as F
 
@@ -68,8 +68,8 @@ def _forward(variant: str, model):
 def _stepper(variant: str, args, parametrization: str):
     import torch
 
-    model, opt = _model(args, parametrization)
-    forward = _forward(variant, model)
+    model, opt = w1_model(args.layers, args.width, parametrization)
+    forward = forward_of(variant, model)
     gen = torch.Generator().manual_seed(1)
     x = torch.randint(0, 256, (args.batch[0], 784), generator=gen).float()
     y = torch.randint(0, 10, (args.batch[0],), generator=gen)
