@@ -173,9 +173,13 @@ def main() -> None:
         speed_table(args.network, [(16, 32), (64, 32), (256, 4)], limit, args.repeats)
         memory_table(args.network, [(256, 4, "lgn"), (256, 4, "baseline")])
         return
-    big = 1024 if args.network == "bitonic" else 256
-    speed_table(args.network, [(16, 32), (64, 32), (256, 32), (big, 32), (big, 4)], limit, args.repeats)
-    memory_table(args.network, [(256, 32, "lgn"), (256, 32, "baseline"), (big, 32, "lgn"), (big, 32, "baseline")])
+    if args.network == "bitonic":
+        speed_table(args.network, [(16, 32), (64, 32), (256, 32), (1024, 32), (1024, 4)], limit, args.repeats)
+        memory_table(args.network, [(256, 32, "lgn"), (256, 32, "baseline"), (1024, 32, "lgn"),
+                                    (1024, 32, "baseline")])
+    else:  # n layers of dense states: n = 256 is already as much work as bitonic at 1024
+        speed_table(args.network, [(16, 32), (64, 32), (128, 32), (256, 32), (256, 4)], limit, args.repeats)
+        memory_table(args.network, [(256, 32, "lgn"), (256, 32, "baseline")])
 
 
 if __name__ == "__main__":

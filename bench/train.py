@@ -18,6 +18,8 @@ that peak minus the resident set once model, optimizer and batch exist.
 
     python bench/train.py [--batch 128 1024] [--threads 1 2] [--parametrization gates table]
                           [--rounds 3] [--steps 10] [--variants baseline lgn]
+
+About 6 minutes for one parametrization on a shared 2-core machine.
 """
 
 from __future__ import annotations
@@ -123,8 +125,9 @@ def _current_rss_kb() -> int:
 
 
 def _child(args, role: str, variants, threads: int, batch: int, parametrization: str) -> dict:
+    steps = max(4, -(-args.steps * 128 // batch)) if batch > 128 else args.steps
     cmd = [sys.executable, __file__, "--child", role, "--variants", *variants, "--threads", str(threads),
-           "--batch", str(batch), "--parametrization", parametrization, "--steps", str(args.steps),
+           "--batch", str(batch), "--parametrization", parametrization, "--steps", str(steps),
            "--layers", str(args.layers), "--width", str(args.width)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -143,7 +146,9 @@ def main():
     parser.add_argument("--parametrization", nargs="+", default=["gates", "table"], choices=("gates", "table"))
     parser.add_argument("--variants", nargs="+", default=["baseline", "lgn"], choices=VARIANTS)
     parser.add_argument("--rounds", type=int, default=3, help="fresh timing processes per setting")
-    parser.add_argument("--steps", type=int, default=10, help="timed steps per variant and round")
+    parser.add_argument("--steps", type=int, default=10,
+                        help="timed steps per variant and round at batch 128 (larger batches: "
+                             "proportionally fewer, at least 4)")
     parser.add_argument("--layers", type=int, default=6)
     parser.add_argument("--width", type=int, default=8000)
     parser.add_argument("--child", choices=("time", "memory"), help=argparse.SUPPRESS)
@@ -160,7 +165,8 @@ def main():
             rounds[s].append(_child(args, "time", args.variants, t, b, p))
     print(f"training step: 784 -> {args.layers} x {args.width} -> GroupSum(10), forward + backward + Adam, "
           f"CPU ({os.cpu_count()} cores seen), OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}")
-    print(f"median ms/step over {args.rounds} rounds x {args.steps} steps, variants interleaved step by step; "
+    print(f"median ms/step over {args.rounds} rounds x {args.steps} steps (batch > 128: fewer), variants "
+          f"interleaved step by step; "
           f"[lowest, highest] per-round median; ratio = {first} / variant")
     header = f"{'param':<6} {'batch':>5} {'thr':>3} {'variant':<9} {'ms/step':>8} {'spread':>17} {'ratio':>7}"
     print(header + f" {'ratio spread':>14} {'peak MB':>8} {'train MB':>9}")

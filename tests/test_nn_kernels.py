@@ -89,6 +89,13 @@ def test_logic_layer_contract_any_leading_dims_contiguous():
     assert y.shape == (2, 5, 30) and y.is_contiguous()
     torch.testing.assert_close(y, F.logic_layer_batch_major(x, layer.idx_a, layer.idx_b, coef))
     assert F.logic_layer(x[0, 0], layer.idx_a, layer.idx_b, coef).shape == (30,)
+    # dtypes promote as in the elementwise formula: bits with float32 coefficients, float64 ones
+    bits = x > 0.5
+    for inputs, weights in [(bits, coef), (x, coef.double())]:
+        got = F.logic_layer(inputs, layer.idx_a, layer.idx_b, weights)
+        want = F.logic_layer_batch_major(inputs, layer.idx_a, layer.idx_b, weights)
+        assert got.dtype == want.dtype
+        torch.testing.assert_close(got, want)
     with pytest.raises(ValueError, match="in_dim, N"):
         F.logic_layer_feature_major(x, layer.idx_a, layer.idx_b, coef)
 

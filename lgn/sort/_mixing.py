@@ -29,7 +29,8 @@ import torch
 
 from .networks import SortingNetwork
 
-__all__ = ["Plan", "full_plan", "left_plan", "mix", "mix_chunked", "mix_whole_batch", "reference_permutation"]
+__all__ = ["Plan", "full_plan", "left_plan", "mix", "mix_chunked", "mix_whole_batch",
+           "reference_permutation"]
 
 
 @dataclass(frozen=True)
@@ -227,10 +228,9 @@ def _plan(kind: str, n: int, padded: int, offset: int, steps) -> Plan:
             stages.append(Stage(first, stop, *_checkpoints(rows)))
     offsets = [0, *itertools.accumulate(step.partner.numel() for step in steps)]
     device = steps[0].lo.device if steps else torch.device("cpu")
-    keep_rows = torch.stack([
-        torch.cat([step.lo + o for step, o in zip(steps, offsets)] or [torch.zeros(0, dtype=torch.long)]),
-        torch.cat([step.hi + o for step, o in zip(steps, offsets)] or [torch.zeros(0, dtype=torch.long)]),
-    ]).to(device)
+    none = [torch.zeros(0, dtype=torch.long)]
+    keep_rows = torch.stack([torch.cat([step.lo + o for step, o in zip(steps, offsets)] or none),
+                             torch.cat([step.hi + o for step, o in zip(steps, offsets)] or none)]).to(device)
     source = torch.cat([torch.arange(step.start, step.stop) for step in steps] or
                        [torch.zeros(0, dtype=torch.long)]).to(device)
     return Plan(kind, n, padded, offset, tuple(steps), *_checkpoints([s.cost for s in steps]),
@@ -275,7 +275,8 @@ def _mix(state: torch.Tensor, step: Step, w: torch.Tensor, arena: _Arena, out: t
     return _mix_weighted(state, step, 1 - _keep(w, step, state.shape[1]), arena, out)
 
 
-def _mix_weighted(state: torch.Tensor, step: Step, weight: torch.Tensor, arena: _Arena, out: torch.Tensor):
+def _mix_weighted(state: torch.Tensor, step: Step, weight: torch.Tensor, arena: _Arena,
+                  out: torch.Tensor) -> torch.Tensor:
     """:func:`_mix` with the partner weights ``1 - k`` given, ``(B, rows, 1)``."""
     if not step.lo.numel():
         return out if out is state else out.copy_(state)
@@ -328,9 +329,9 @@ def _chunks(shape, device: torch.device, align: int) -> list[tuple[int, int, int
         return [(0, batch, a, min(a + align, width)) for a in range(0, width, align)]
     columns = min(align, max(1, CPU_CHUNK_ELEMENTS // max(1, rows)))
     items = max(1, min(batch, CPU_CHUNK_ELEMENTS // max(1, rows * columns)))
-    return [(b, min(b + items, batch), c, min(c + columns, a + align))
-            for b in range(0, batch, items) for a in range(0, width, align) for c in range(a, a + align, columns)
-            if c < width]
+    return [(b, min(b + items, batch), c, min(c + columns, a + align, width))
+            for b in range(0, batch, items)
+            for a in range(0, width, align) for c in range(a, min(a + align, width), columns)]
 
 
 def _partner_weights(plan: Plan, w: torch.Tensor) -> list[torch.Tensor]:
@@ -351,16 +352,19 @@ def _entry(plan: Plan, stage: Stage, state: torch.Tensor) -> torch.Tensor:
 class _Layout:
     """How a stage's chunks read its entry state and hand back the gradient there.
 
-    When the stage grows the block width ``old -> new`` (CPU, no padding rows dropped), chunks
-    read their columns straight from the narrow input, zeros elsewhere, and write only the
-    diagonal blocks of the gradient: the wide ``(B, rows, new)`` entry and its gradient are
-    never built. Otherwise the entry is grown once and chunks slice it.
+    When the stage grows the block width ``old -> new`` (CPU, no padding rows dropped, ``old``
+    at least 64 columns or a chunk's width), chunks read their columns straight from the narrow
+    input, zeros elsewhere, and write only the diagonal blocks of the gradient: the wide
+    ``(B, rows, new)`` entry and its gradient are never built. Otherwise the entry is grown once
+    and chunks slice it.
     """
 
     def __init__(self, plan: Plan, stage: Stage, state: torch.Tensor):
         step = plan.steps[stage.first]
         self.width = step.width
-        self.lazy = (step.grow_from is not None and state.device.type == "cpu"
+        # lazy only where old blocks are wide enough for chunks of 64 columns (or a full chunk)
+        natural = min(step.width, 64, max(1, CPU_CHUNK_ELEMENTS // max(1, state.shape[1])))
+        self.lazy = (step.grow_from is not None and step.grow_from >= natural and state.device.type == "cpu"
                      and not (plan.kind == "full" and step.width == plan.n and plan.offset))
         if self.lazy:
             self.old, self.input = step.grow_from, state
@@ -407,7 +411,8 @@ def _stage_forward(plan: Plan, stage: Stage, layout: _Layout, weights, arena: _A
         source = layout.source(b0, b1, c0, c1, arena)
         state = out if len(chunks) == 1 else arena.view("chunk", source.shape)
         for s in range(stage.first, stage.stop):
-            _mix_weighted(source if s == stage.first else state, plan.steps[s], weights[s][b0:b1], arena, state)
+            previous = source if s == stage.first else state
+            _mix_weighted(previous, plan.steps[s], weights[s][b0:b1], arena, state)
         if state is not out:
             out[b0:b1, :, c0:c1] = state
     return out
@@ -433,14 +438,16 @@ def _stage_backward(plan: Plan, stage: Stage, layout: _Layout, grad_out: torch.T
         for k, (first, stop) in enumerate(segments[:-1]):
             state = arena.view("checkpoints", shape, (k + 1) * size)
             for s in range(first, stop):
-                _mix_weighted(saved[-1] if s == first else state, plan.steps[s], weights[s][b0:b1], arena, state)
+                previous = saved[-1] if s == first else state
+                _mix_weighted(previous, plan.steps[s], weights[s][b0:b1], arena, state)
             saved.append(state)
         grad = arena.view("grad", shape).copy_(grad_out[b0:b1, :, c0:c1])
         for first, stop in reversed(segments):
             inputs = [saved.pop()]
             for s in range(first + 1, stop):
                 target = arena.view("segment", shape, (s - first - 1) * size)
-                inputs.append(_mix_weighted(inputs[-1], plan.steps[s - 1], weights[s - 1][b0:b1], arena, target))
+                weight = weights[s - 1][b0:b1]
+                inputs.append(_mix_weighted(inputs[-1], plan.steps[s - 1], weight, arena, target))
             for s in reversed(range(first, stop)):
                 step, before = plan.steps[s], inputs.pop()
                 if step.lo.numel():
