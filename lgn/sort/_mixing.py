@@ -349,6 +349,10 @@ def _entry(plan: Plan, stage: Stage, state: torch.Tensor) -> torch.Tensor:
     return state if step.grow_from is None else plan.grow(state, step.grow_from, step.width)
 
 
+#: Narrowest old block a stage grows from lazily (see :class:`_Layout`).
+LAZY_COLUMNS = 64
+
+
 class _Layout:
     """How a stage's chunks read its entry state and hand back the gradient there.
 
@@ -363,7 +367,7 @@ class _Layout:
         step = plan.steps[stage.first]
         self.width = step.width
         # lazy only where old blocks are wide enough for chunks of 64 columns (or a full chunk)
-        natural = min(step.width, 64, max(1, CPU_CHUNK_ELEMENTS // max(1, state.shape[1])))
+        natural = min(step.width, LAZY_COLUMNS, max(1, CPU_CHUNK_ELEMENTS // max(1, state.shape[1])))
         self.lazy = (step.grow_from is not None and step.grow_from >= natural and state.device.type == "cpu"
                      and not (plan.kind == "full" and step.width == plan.n and plan.offset))
         if self.lazy:
