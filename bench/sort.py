@@ -1,18 +1,29 @@
-"""Benchmark lgn.sort: row-mixing permutation kernel vs one dense matrix product per layer.
+"""Benchmark lgn.sort: today's permutation kernel against the first one and the dense product.
 
-Prints two tables (bitonic network, cauchy sigmoid, CPU, float32):
+Variants of the relaxed permutation ``P`` (same swap weights, bitonic or odd-even, cauchy,
+float32, CPU):
 
-1. Time of forward + backward of the relaxed permutation ``P`` (loss ``sum(P * W)``) for the
-   fast kernel and the dense baseline measured in the same run, their ratio and the largest
-   difference of ``P`` and of the input gradient between them. Times are the best of 5 runs
-   (the dense baseline runs once for n >= 256, where one run takes seconds to a minute).
-2. Peak memory of forward + backward with the ranking loss (BCE against the true order), each
-   configuration in a fresh subprocess: the resident-set high-water mark (``VmHWM``, reset via
-   ``/proc/self/clear_refs`` after imports and inputs; ``getrusage`` max RSS elsewhere) minus
-   the resident set at that point, printed as a multiple of the size of one ``P``. This counts
-   everything torch allocates: the loss, autograd buffers and allocator slack.
+- ``lgn``: ``_mixing.mix`` as shipped: when the batch's largest state exceeds a cache-sized
+  chunk, stage by stage, each stage in chunks of items x columns, checkpoints at stage inputs,
+  recomputation within a stage (``mix_chunked``); below that, the first kernel.
+- ``baseline``: ``_mixing.mix_whole_batch``, the first kernel (whole batch per layer, memory-optimal
+  checkpoints over all layers).
+- ``dense``: one ``(n, n)`` matrix product per layer (small sizes only).
 
-Usage: ``python bench/sort.py [--threads 1] [--quick]``.
+Two tables:
+
+1. Forward + backward of ``soft_sort``'s ``P`` (``relaxed_network`` then the kernel; loss
+   ``sum(P * W)``). The variants alternate run by run in one process, so load from other
+   processes hits them alike; each column is the median wall time (and the median CPU time of
+   this process, which load inflates less), with the largest differences of ``P`` and of the
+   input gradient from the baseline.
+2. Peak memory of forward + backward with the ranking loss (BCE against the true order; for the
+   baseline as first written, ``binary_cross_entropy`` against a one-hot target), each in a
+   fresh process: the resident-set high-water mark (``VmHWM``, reset through
+   ``/proc/self/clear_refs`` after imports and inputs; ``getrusage`` elsewhere) minus the
+   resident set then (``growth``), and the whole process's peak.
+
+Usage: ``python bench/sort.py [--threads 1] [--quick] [--repeats 5] [--network bitonic]``.
 """
 
 from __future__ import annotations
@@ -21,71 +32,73 @@ import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import argparse
-import json
-import resource
-import subprocess
-import sys
-import time
+import argparse  # noqa: E402
+import json  # noqa: E402
+import resource  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
 
-import torch
+import torch  # noqa: E402
 
-from lgn.sort import ranking_loss, relaxed_network, sorting_network
-from lgn.sort import _mixing
+from lgn.sort import _mixing, ranking_loss, relaxed_network, sorting_network  # noqa: E402
 
-NETWORK, SIGMOID, STEEPNESS = "bitonic", "cauchy", 10.0
+SIGMOID, STEEPNESS = "cauchy", 10.0
+KERNELS = {"lgn": _mixing.mix, "baseline": _mixing.mix_whole_batch}
 
 
 def _inputs(n: int, batch: int, seed: int = 0):
     gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(batch, n, generator=gen)
-    weight = torch.randn(batch, n, n, generator=gen)
-    return x, weight
+    return torch.randn(batch, n, generator=gen), torch.randn(batch, n, n, generator=gen)
 
 
-def _permutation(x: torch.Tensor, method: str):
-    net = sorting_network(NETWORK, x.shape[-1])
+def _permutation(x: torch.Tensor, network: str, method: str) -> torch.Tensor:
+    net = sorting_network(network, x.shape[-1])
     _, w = relaxed_network(x, net, SIGMOID, STEEPNESS)
-    if method == "fast":
-        return _mixing.mix(w, _mixing.full_plan(net, x.device))
-    return _mixing.reference_permutation(w, net)
+    if method == "dense":
+        return _mixing.reference_permutation(w, net)
+    return KERNELS[method](w, _mixing.full_plan(net, x.device))
 
 
-def _forward_backward(x, weight, method):
+def _forward_backward(x, weight, network, method):
     x = x.clone().requires_grad_()
-    perm = _permutation(x, method)
+    perm = _permutation(x, network, method)
     (perm * weight).sum().backward()
     return perm.detach(), x.grad
 
 
-def _time(x, weight, method, repeats):
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        perm, grad = _forward_backward(x, weight, method)
-        best = min(best, time.perf_counter() - start)
-    return best, perm, grad
-
-
-def speed_table(configs, dense_limit: int, repeats: int) -> None:
-    print(f"\nforward + backward of P ({NETWORK}, {SIGMOID}, float32, {torch.get_num_threads()} thread(s))")
-    print(f"{'n':>6} {'batch':>6} {'layers':>6} {'fast ms':>10} {'dense ms':>10} {'ratio':>8} "
-          f"{'max|dP|':>9} {'max|dgrad|':>10}")
+def speed_table(network: str, configs, dense_limit: int, repeats: int) -> None:
+    print(f"\nforward + backward of P ({network}, {SIGMOID}, float32, {torch.get_num_threads()} thread(s)); "
+          f"median of {repeats} alternating runs: wall ms (CPU ms)")
+    print(f"{'n':>5} {'batch':>5} {'lgn':>17} {'baseline':>17} {'ratio':>6} {'dense':>17} "
+          f"{'max|dP|':>8} {'max|dgrad|':>10}")
     for n, batch in configs:
         x, weight = _inputs(n, batch)
-        _forward_backward(x[:1], weight[:1], "fast")  # warm-up: plan construction, allocator
-        fast, perm, grad = _time(x, weight, "fast", repeats)
-        layers = sorting_network(NETWORK, n).depth
-        row = f"{n:>6} {batch:>6} {layers:>6} {fast * 1e3:>10.1f}"
-        # The dense baseline keeps two (B, n, n) tensors per layer for its backward pass.
-        if 2 * layers * batch * n * n <= dense_limit:
-            dense, dense_perm, dense_grad = _time(x, weight, "dense", 1 if n >= 256 else repeats)
-            row += (f" {dense * 1e3:>10.1f} {dense / fast:>7.1f}x {(perm - dense_perm).abs().max():>9.1e}"
-                    f" {(grad - dense_grad).abs().max():>10.1e}")
-        else:
-            gib = 8 * layers * batch * n * n / 2**30
-            row += f" {'skipped':>10} {'':>8} {'':>9} {'':>10}  (dense needs {gib:.0f} GiB)"
-        print(row, flush=True)
+        depth = sorting_network(network, n).depth
+        methods = ["lgn", "baseline"]
+        if 2 * depth * batch * n * n <= dense_limit:  # the dense product keeps two (B, n, n) per layer
+            methods.append("dense")
+        times = {m: [] for m in methods}
+        results = {}
+        for m in methods:
+            _forward_backward(x[:1], weight[:1], network, m)  # warm-up: plans, allocator
+        for r in range(repeats if n < 1024 or batch < 32 else max(3, repeats // 2)):
+            for m in (methods if r % 2 == 0 else methods[::-1]):
+                if m == "dense" and r and n >= 256:
+                    continue  # seconds to a minute per run: once is enough
+                wall, cpu = time.perf_counter(), time.process_time()
+                results[m] = _forward_backward(x, weight, network, m)
+                times[m].append((time.perf_counter() - wall, time.process_time() - cpu))
+        med = {m: (1e3 * statistics.median(t for t, _ in ts), 1e3 * statistics.median(c for _, c in ts))
+               for m, ts in times.items()}
+        cell = {m: f"{w:.1f} ({c:.1f})" for m, (w, c) in med.items()}
+        perm, grad = results["lgn"]
+        base_perm, base_grad = results["baseline"]
+        dense = cell.get("dense", "skipped")
+        print(f"{n:>5} {batch:>5} {cell['lgn']:>17} {cell['baseline']:>17} "
+              f"{med['baseline'][0] / med['lgn'][0]:>5.2f}x {dense:>17} "
+              f"{(perm - base_perm).abs().max():>8.1e} {(grad - base_grad).abs().max():>10.1e}", flush=True)
 
 
 def _status_bytes(field: str) -> int:
@@ -96,63 +109,77 @@ def _status_bytes(field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
-def _memory_child(n: int, batch: int, method: str) -> None:
+def _loss(method: str):
+    """``ranking_loss``, or for the baseline the loss as first written (a one-hot BCE)."""
+    if method != "baseline":
+        return ranking_loss
+    return lambda perm, order: torch.nn.functional.binary_cross_entropy(
+        perm.clamp(0, 1), torch.nn.functional.one_hot(order, perm.shape[-1]).to(perm.dtype))
+
+
+def _memory_child(n: int, batch: int, network: str, method: str) -> None:
     """Run in a fresh process: print resident memory before and at the peak of fwd + bwd."""
+    loss = _loss(method)
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(batch, n, generator=gen)
     order = torch.argsort(torch.randn(batch, n, generator=gen))
-    _permutation(torch.randn(1, 4), method)  # import-time and first-call allocations
+    _permutation(torch.randn(1, 4), network, method)  # import-time and first-call allocations
     try:  # Linux: reset the high-water mark to the current RSS, then read VmHWM afterwards.
         with open("/proc/self/clear_refs", "w") as refs:
             refs.write("5")
         base = _status_bytes("VmRSS")
         x.requires_grad_()
-        ranking_loss(_permutation(x, method), order).backward()
+        loss(_permutation(x, network, method), order).backward()
         peak = _status_bytes("VmHWM")
     except OSError:  # elsewhere: max RSS of this process (includes the startup peak)
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         x.requires_grad_()
-        ranking_loss(_permutation(x, method), order).backward()
+        loss(_permutation(x, network, method), order).backward()
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(json.dumps({"base": base, "peak": peak}))
 
 
-def memory_table(configs) -> None:
-    print("\npeak memory of forward + backward with ranking_loss, fresh process per row "
-          "(resident high-water mark minus resident set before the call)")
-    print(f"{'n':>6} {'batch':>6} {'method':>7} {'P MiB':>8} {'peak growth MiB':>16} {'x P':>7} "
-          f"{'whole process x P':>18}")
+def memory_table(network: str, configs) -> None:
+    print(f"\npeak memory of forward + backward with the ranking loss ({network}), fresh process per row")
+    print(f"{'n':>5} {'batch':>5} {'method':>8} {'P MiB':>6} {'growth MiB':>11} {'x P':>6} {'process peak MiB':>17}")
     for n, batch, method in configs:
         out = subprocess.run([sys.executable, __file__, "--memory-child", str(n), str(batch), method,
-                              "--threads", str(torch.get_num_threads())],
+                              "--network", network, "--threads", str(torch.get_num_threads())],
                              capture_output=True, text=True, check=True)
         result = json.loads(out.stdout.strip().splitlines()[-1])
         size = batch * n * n * 4
         growth = result["peak"] - result["base"]
-        print(f"{n:>6} {batch:>6} {method:>7} {size / 2**20:>8.0f} {growth / 2**20:>16.0f} "
-              f"{growth / size:>6.1f}x {result['peak'] / size:>17.1f}x", flush=True)
+        print(f"{n:>5} {batch:>5} {method:>8} {size / 2**20:>6.0f} {growth / 2**20:>11.0f} "
+              f"{growth / size:>5.1f}x {result['peak'] / 2**20:>17.0f}", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--network", default="bitonic", choices=("bitonic", "odd_even"))
     parser.add_argument("--quick", action="store_true", help="small sizes only")
-    parser.add_argument("--dense-limit-gib", type=float, default=4.0,
-                        help="skip the dense baseline when it would keep more than this")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--dense-limit-gib", type=float, default=1.0,
+                        help="skip the dense product when it would keep more than this")
     parser.add_argument("--memory-child", nargs=3, metavar=("N", "BATCH", "METHOD"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.memory_child:
         n, batch, method = args.memory_child
-        _memory_child(int(n), int(batch), method)
+        _memory_child(int(n), int(batch), args.network, method)
         return
     limit = int(args.dense_limit_gib * 2**30 / 4)
     if args.quick:
-        speed_table([(16, 32), (64, 32), (256, 4)], limit, repeats=3)
-        memory_table([(256, 4, "fast"), (256, 4, "dense")])
+        speed_table(args.network, [(16, 32), (64, 32), (256, 4)], limit, args.repeats)
+        memory_table(args.network, [(256, 4, "lgn"), (256, 4, "baseline")])
         return
-    speed_table([(16, 32), (64, 32), (256, 32), (1024, 32), (1024, 4)], limit, repeats=5)
-    memory_table([(256, 32, "fast"), (256, 32, "dense"), (1024, 32, "fast")])
+    if args.network == "bitonic":
+        speed_table(args.network, [(16, 32), (64, 32), (256, 32), (1024, 32), (1024, 4)], limit, args.repeats)
+        memory_table(args.network, [(256, 32, "lgn"), (256, 32, "baseline"), (1024, 32, "lgn"),
+                                    (1024, 32, "baseline")])
+    else:  # n layers of dense states: n = 256 is already as much work as bitonic at 1024
+        speed_table(args.network, [(16, 32), (64, 32), (128, 32), (256, 32), (256, 4)], limit, args.repeats)
+        memory_table(args.network, [(256, 32, "lgn"), (256, 32, "baseline")])
 
 
 if __name__ == "__main__":

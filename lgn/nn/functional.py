@@ -8,7 +8,8 @@ from . import gates
 
 __all__ = [
     "gate_coefficients", "hard_gate_coefficients", "table_coefficients", "hard_table_coefficients",
-    "table_gate_ops", "logic_layer", "logic_layer_reference",
+    "table_gate_ops", "logic_layer", "logic_layer_feature_major", "logic_layer_batch_major",
+    "logic_layer_reference", "group_sum_feature_major",
     "group_sum", "thermometer",
 ]
 
@@ -52,8 +53,138 @@ def table_gate_ops(weights: torch.Tensor) -> torch.Tensor:
     return (bits * torch.tensor([8, 4, 2, 1], device=weights.device)).sum(-1)
 
 
-class _LogicLayer(torch.autograd.Function):
-    """``y = c0 + c1*a + c2*b + c3*a*b`` with ``a, b`` gathered from ``x``; saves only ``x``."""
+#: Elements per temporary of the chunked CPU kernel (2 MiB of float32): its four temporaries
+#: (gathered operands, their products with the gradient, operand gradients) stay in the last-
+#: level cache, and chunks are few enough that PyTorch's per-op overhead, and with two threads
+#: the wake-up of the second one at every op, stay small. Measured with bench/train.py on a
+#: shared 2-core machine: 2^17 and 2^19 tie on one thread, 2^19 wins on two at batch 128, and
+#: one chunk per layer (no chunking) is 1.3-1.5x slower.
+CPU_CHUNK_ELEMENTS = 1 << 19
+
+
+def _chunks(x: torch.Tensor, gates: int) -> list[tuple[int, int]]:
+    """Gate ranges ``[start, stop)``: one off the CPU (launches dominate), cache-sized on it."""
+    rows = gates if x.device.type != "cpu" else CPU_CHUNK_ELEMENTS // max(1, x.shape[1])
+    rows = max(1, min(gates, rows))
+    return [(s, min(s + rows, gates)) for s in range(0, gates, rows)]
+
+
+def _blocked(first: torch.Tensor, second: torch.Tensor, chunks) -> torch.Tensor:
+    """Indices ordered chunk by chunk: ``first[s:e], second[s:e]`` for each chunk ``[s, e)``."""
+    return torch.cat([t for s, e in chunks for t in (first[s:e], second[s:e])])
+
+
+class _LogicLayerFeatureMajor(torch.autograd.Function):
+    """``y[j] = c0 + c1*a + c2*b + c3*a*b`` with rows ``a = x[idx_a[j]]``, ``b = x[idx_b[j]]``.
+
+    Activations are feature-major, ``(features, N)``, so each gather and each scatter moves
+    whole contiguous rows. The gates are processed in chunks whose temporaries stay in the
+    cache, written into buffers allocated once per call, with at most one broadcast operand
+    per elementwise op (PyTorch's vectorized path). Only ``x`` is saved: gathering ``a`` and
+    ``b`` again in the backward pass costs less than keeping them.
+    """
+
+    @staticmethod
+    def forward(ctx, x, idx_a, idx_b, coef):
+        gates, n = idx_a.numel(), x.shape[1]
+        chunks = _chunks(x, gates)
+        order = _blocked(idx_a, idx_b, chunks)
+        c = coef.t().contiguous().unsqueeze(-1)  # (4, gates, 1): c0, c1, c2, c3
+        y = x.new_empty(gates, n)
+        size = 2 * (chunks[0][1] - chunks[0][0]) * n if chunks else 0
+        gathered, mixed = x.new_empty(size), x.new_empty(size)
+        for s, e in chunks:
+            r = e - s
+            both = torch.index_select(x, 0, order[2 * s:2 * e], out=gathered[:2 * r * n].view(2 * r, n))
+            # [c0 + c2*b, c1 + c3*b], then y = (c0 + c2*b) + a * (c1 + c3*b)
+            w = torch.mul(both[r:], c[2:4, s:e], out=mixed[:2 * r * n].view(2, r, n)).add_(c[0:2, s:e])
+            torch.addcmul(w[0], both[:r], w[1], out=y[s:e])
+        ctx.save_for_backward(x, idx_a, idx_b, order, c)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, idx_a, idx_b, order, c = ctx.saved_tensors
+        need_x, need_coef = ctx.needs_input_grad[0], ctx.needs_input_grad[3]
+        grad = grad.contiguous()
+        gates, n = grad.shape
+        chunks = _chunks(x, gates)
+        grad_x = torch.zeros_like(x) if need_x else None
+        # [dL/db, dL/da] = g * [c2, c1] + c3 * [g*a, g*b], scattered to [idx_b, idx_a]
+        scatter = _blocked(idx_b, idx_a, chunks) if need_x else None
+        c21, c3 = c[1:3].flip(0), c[3]
+        sums = []  # per chunk: [sum g*a, sum g*b] (2, r) and sum g*a*b (r,)
+        size = 2 * (chunks[0][1] - chunks[0][0]) * n if chunks else 0
+        gathered, products = x.new_empty(size), x.new_empty(size)
+        for s, e in chunks:
+            r = e - s
+            g = grad[s:e]
+            both = torch.index_select(x, 0, order[2 * s:2 * e], out=gathered[:2 * r * n].view(2 * r, n))
+            gab = torch.mul(both.view(2, r, n), g, out=products[:2 * r * n].view(2, r, n))  # [g*a, g*b]
+            if need_coef:
+                sums.append((gab.sum(2), torch.mul(gab[0], both[r:], out=both[:r]).sum(1)))
+            if need_x:
+                back = torch.mul(g, c21[:, s:e], out=gathered[:2 * r * n].view(2, r, n)).addcmul_(gab, c3[s:e])
+                grad_x.index_add_(0, scatter[2 * s:2 * e], back.view(2 * r, n))
+        grad_coef = None
+        if need_coef:
+            linear = torch.cat([p for p, _ in sums], 1) if sums else grad.new_empty(2, 0)
+            product = torch.cat([q for _, q in sums]) if sums else grad.new_empty(0)
+            grad_coef = torch.stack([grad.sum(1), linear[0], linear[1], product], 1)
+        return grad_x, None, None, grad_coef
+
+
+def logic_layer_feature_major(x: torch.Tensor, idx_a: torch.Tensor, idx_b: torch.Tensor,
+                              coef: torch.Tensor) -> torch.Tensor:
+    """:func:`logic_layer` on feature-major activations: ``(in_dim, N) -> (out_dim, N)``.
+
+    The fast kernel: :class:`~lgn.nn.LogicNet` keeps its activations in this layout from the
+    encoder to the group sum, so no layer pays for a transpose.
+
+    Parameters
+    ----------
+    x : Tensor, shape (in_dim, N)
+        Inputs in [0, 1], one row per feature (made contiguous if it is not).
+    idx_a, idx_b : LongTensor, shape (out_dim,)
+        Input index of each gate's first and second operand.
+    coef : Tensor, shape (out_dim, 4)
+        Gate coefficients over ``{1, a, b, ab}``.
+
+    Returns
+    -------
+    Tensor, shape (out_dim, N), contiguous
+    """
+    if x.dim() != 2:
+        raise ValueError(f"logic_layer_feature_major expects x of shape (in_dim, N), got {tuple(x.shape)}")
+    dtype = torch.promote_types(x.dtype, coef.dtype)  # as the elementwise formula would
+    return _LogicLayerFeatureMajor.apply(x.to(dtype).contiguous(), idx_a, idx_b, coef.to(dtype))
+
+
+def logic_layer(x: torch.Tensor, idx_a: torch.Tensor, idx_b: torch.Tensor, coef: torch.Tensor) -> torch.Tensor:
+    """Apply a layer of relaxed two-input gates.
+
+    Parameters
+    ----------
+    x : Tensor, shape (..., in_dim)
+        Inputs in [0, 1].
+    idx_a, idx_b : LongTensor, shape (out_dim,)
+        Input index of each gate's first and second operand.
+    coef : Tensor, shape (out_dim, 4)
+        Gate coefficients over ``{1, a, b, ab}`` (see :func:`gate_coefficients`).
+
+    Returns
+    -------
+    Tensor, shape (..., out_dim), contiguous
+        Computed by :func:`logic_layer_feature_major` between two transposes.
+    """
+    flat = x.reshape(-1, x.shape[-1])
+    y = logic_layer_feature_major(flat.t(), idx_a, idx_b, coef)
+    return y.t().contiguous().view(*x.shape[:-1], idx_a.numel())
+
+
+class _LogicLayerBatchMajor(torch.autograd.Function):
+    """The first kernel, kept as the baseline of ``bench/train.py``: batch-major gathers along
+    the last dimension, ``zeros_like + index_add_`` along it in the backward pass."""
 
     @staticmethod
     def forward(ctx, x, idx_a, idx_b, coef):
@@ -85,23 +216,14 @@ class _LogicLayer(torch.autograd.Function):
         return grad_x, None, None, grad_coef
 
 
-def logic_layer(x: torch.Tensor, idx_a: torch.Tensor, idx_b: torch.Tensor, coef: torch.Tensor) -> torch.Tensor:
-    """Apply a layer of relaxed two-input gates.
+def logic_layer_batch_major(x: torch.Tensor, idx_a: torch.Tensor, idx_b: torch.Tensor,
+                            coef: torch.Tensor) -> torch.Tensor:
+    """:func:`logic_layer` as first written (batch-major, ``(..., in_dim) -> (..., out_dim)``).
 
-    Parameters
-    ----------
-    x : Tensor, shape (..., in_dim)
-        Inputs in [0, 1].
-    idx_a, idx_b : LongTensor, shape (out_dim,)
-        Input index of each gate's first and second operand.
-    coef : Tensor, shape (out_dim, 4)
-        Gate coefficients over ``{1, a, b, ab}`` (see :func:`gate_coefficients`).
-
-    Returns
-    -------
-    Tensor, shape (..., out_dim)
+    Same values and gradients, about half the speed; kept as the same-run baseline of
+    ``bench/train.py`` and as the formulation the fast kernel is tested against.
     """
-    return _LogicLayer.apply(x, idx_a, idx_b, coef)
+    return _LogicLayerBatchMajor.apply(x, idx_a, idx_b, coef)
 
 
 def logic_layer_reference(x, idx_a, idx_b, weights):
@@ -118,6 +240,11 @@ def logic_layer_reference(x, idx_a, idx_b, weights):
 def group_sum(x: torch.Tensor, k: int, tau: float) -> torch.Tensor:
     """Sum ``x`` ``(..., n)`` in ``k`` contiguous groups and divide by ``tau``: ``(..., k)``."""
     return x.unflatten(-1, (k, x.shape[-1] // k)).sum(-1) / tau
+
+
+def group_sum_feature_major(x: torch.Tensor, k: int, tau: float) -> torch.Tensor:
+    """:func:`group_sum` of feature-major ``x`` ``(n, N)``: returns ``(k, N)``."""
+    return x.view(k, x.shape[0] // k, x.shape[1]).sum(1) / tau
 
 
 def thermometer(x: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:

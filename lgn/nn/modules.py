@@ -107,16 +107,28 @@ class LogicLayer(nn.Module):
         logits[:, gates.A] = RESIDUAL_LOGIT
         return logits
 
+    def coefficients(self) -> torch.Tensor:
+        """Gate coefficients ``(out_dim, 4)``: relaxed in training mode, discretized in eval mode."""
+        table = self.parametrization == "table"
+        if self.training:
+            return F.table_coefficients(self.weights) if table else F.gate_coefficients(self.weights)
+        return F.hard_table_coefficients(self.weights) if table else F.hard_gate_coefficients(self.weights)
+
+    def _inputs(self, x: torch.Tensor) -> torch.Tensor:
+        # eval(): inputs are rounded to 0/1, so the layer computes its Boolean function exactly
+        return x if self.training else (x > 0.5).to(self.weights.dtype)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.in_dim:
             raise ValueError(f"LogicLayer expected {self.in_dim} input features, got shape {tuple(x.shape)}")
-        table = self.parametrization == "table"
-        if self.training:
-            coef = F.table_coefficients(self.weights) if table else F.gate_coefficients(self.weights)
-            return F.logic_layer(x, self.idx_a, self.idx_b, coef)
-        x = (x > 0.5).to(self.weights.dtype)
-        coef = F.hard_table_coefficients(self.weights) if table else F.hard_gate_coefficients(self.weights)
-        return F.logic_layer(x, self.idx_a, self.idx_b, coef)
+        return F.logic_layer(self._inputs(x), self.idx_a, self.idx_b, self.coefficients())
+
+    def forward_feature_major(self, x: torch.Tensor) -> torch.Tensor:
+        """The layer on feature-major activations, ``(in_dim, N) -> (out_dim, N)`` (see LogicNet)."""
+        if x.dim() != 2 or x.shape[0] != self.in_dim:
+            raise ValueError(f"LogicLayer expected ({self.in_dim}, N) feature-major inputs, "
+                             f"got shape {tuple(x.shape)}")
+        return F.logic_layer_feature_major(self._inputs(x), self.idx_a, self.idx_b, self.coefficients())
 
     def gate_ops(self) -> torch.Tensor:
         """The discretized gate of each neuron (0..15)."""
@@ -241,10 +253,13 @@ class LogicNet(nn.Module):
         return self.encoder(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.encoder(x)
+        bits = self.encoder(x)
+        # Feature-major inside, (features, N): every layer gathers and scatters whole rows.
+        h = bits.reshape(-1, bits.shape[-1]).t()
         for layer in self.layers:
-            h = layer(h)
-        return self.group_sum(h)
+            h = layer.forward_feature_major(h)
+        scores = F.group_sum_feature_major(h, self.group_sum.k, self.group_sum.tau)
+        return scores.t().contiguous().view(*bits.shape[:-1], self.group_sum.k)
 
     @property
     def num_gates(self) -> int:

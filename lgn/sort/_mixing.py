@@ -29,7 +29,8 @@ import torch
 
 from .networks import SortingNetwork
 
-__all__ = ["Plan", "full_plan", "left_plan", "mix", "reference_permutation"]
+__all__ = ["Plan", "full_plan", "left_plan", "mix", "mix_chunked", "mix_whole_batch",
+           "reference_permutation"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,22 @@ class Step:
 
 
 @dataclass(frozen=True)
+class Stage:
+    """Steps ``[first, stop)`` that share one state layout (only ``first`` may grow it).
+
+    The columns of the state evolve independently through a stage, so the kernel runs a stage
+    on cache-sized column chunks. ``checkpoints`` (stage-local step indices) and ``arena``
+    (state rows recomputed per item and column) say how a chunk recomputes its states in the
+    backward pass.
+    """
+
+    first: int
+    stop: int
+    checkpoints: tuple[int, ...]
+    arena: int
+
+
+@dataclass(frozen=True)
 class Plan:
     """How to apply a network's layers to a state: steps, initial state and output layout.
 
@@ -65,8 +82,12 @@ class Plan:
     padded: int
     offset: int
     steps: tuple[Step, ...]
-    checkpoints: tuple[int, ...]  # steps whose input state the forward pass keeps
-    arena: int              # elements per batch item to recompute the largest segment
+    checkpoints: tuple[int, ...]  # steps whose input mix_whole_batch's forward pass keeps
+    arena: int              # elements per batch item to recompute its largest segment
+    stages: tuple[Stage, ...]
+    row_offsets: tuple[int, ...]  # step s's rows start here in the rows of all steps, end to end
+    keep_rows: torch.Tensor       # (2, comparators): the rows (lo, hi) of each comparator there
+    keep_source: torch.Tensor     # (comparators,): its column of w
 
     # -- state layout changes (forward) and their adjoints (backward) --------------------------
     def grow(self, state: torch.Tensor, old: int, new: int) -> torch.Tensor:
@@ -123,14 +144,14 @@ def _stride(lo, hi, rows: int) -> int | None:
     return d if lo == regular and all(j - i == d for i, j in zip(lo, hi)) else None
 
 
-def _checkpoints(steps) -> tuple[tuple[int, ...], int]:
+def _checkpoints(costs) -> tuple[tuple[int, ...], int]:
     """Choose checkpoint steps minimising backward memory: checkpoints plus one recomputed segment.
 
     A segment starts at a checkpoint and extends while its states fit a budget; budgets from
     one state to all of them are tried in 5% steps (about ``2 sqrt(total)`` states at best).
-    Returns the checkpoint step indices and the recompute buffer size (elements per item).
+    ``costs`` are the state sizes of the steps. Returns the checkpoint step indices and the
+    recompute buffer size (in the unit of ``costs``).
     """
-    costs = [s.cost for s in steps]
     if not costs:
         return (), 0
     prefix = [0, *itertools.accumulate(costs)]
@@ -177,7 +198,7 @@ def full_plan(network: SortingNetwork, device: torch.device) -> Plan:
     if not dense:  # the network never connected everything: finish with a dense layout
         lo, hi, partner, _ = _step_tensors((), n, 0, device)
         steps.append(Step(lo, hi, partner, start, start, n, block))
-    return Plan("full", n, padded, offset, tuple(steps), *_checkpoints(steps))
+    return _plan("full", n, padded, offset, steps)
 
 
 @functools.lru_cache(maxsize=64)
@@ -188,7 +209,32 @@ def left_plan(network: SortingNetwork, device: torch.device, width: int) -> Plan
         lo, hi, partner, stride = _step_tensors(layer, n, 0, device)
         steps.append(Step(lo, hi, partner, start - len(layer), start, width, None, stride))
         start -= len(layer)
-    return Plan("left", n, n, 0, tuple(steps), *_checkpoints(steps))
+    return _plan("left", n, n, 0, steps)
+
+
+#: A stage whose states, summed, are at most this many times its largest is recomputed in one
+#: segment per chunk (all of its states kept); longer ones (odd-even) are checkpointed.
+STAGE_STATES = 16
+
+
+def _plan(kind: str, n: int, padded: int, offset: int, steps) -> Plan:
+    bounds = [i for i, step in enumerate(steps) if i == 0 or step.grow_from is not None]
+    stages = []
+    for first, stop in zip(bounds, bounds[1:] + [len(steps)]):
+        rows = [step.partner.numel() for step in steps[first:stop]]
+        if sum(rows) <= STAGE_STATES * max(rows):
+            stages.append(Stage(first, stop, (0,), sum(rows[1:])))
+        else:
+            stages.append(Stage(first, stop, *_checkpoints(rows)))
+    offsets = [0, *itertools.accumulate(step.partner.numel() for step in steps)]
+    device = steps[0].lo.device if steps else torch.device("cpu")
+    none = [torch.zeros(0, dtype=torch.long)]
+    keep_rows = torch.stack([torch.cat([step.lo + o for step, o in zip(steps, offsets)] or none),
+                             torch.cat([step.hi + o for step, o in zip(steps, offsets)] or none)]).to(device)
+    source = torch.cat([torch.arange(step.start, step.stop) for step in steps] or
+                       [torch.zeros(0, dtype=torch.long)]).to(device)
+    return Plan(kind, n, padded, offset, tuple(steps), *_checkpoints([s.cost for s in steps]),
+                tuple(stages), tuple(offsets), keep_rows, source)
 
 
 def _keep(w: torch.Tensor, step: Step, rows: int) -> torch.Tensor:
@@ -226,8 +272,15 @@ def _mix(state: torch.Tensor, step: Step, w: torch.Tensor, arena: _Arena, out: t
     """Write ``k * state + (1 - k) * state[partner]`` to ``out`` (which may be ``state``)."""
     if not step.lo.numel():
         return out if out is state else out.copy_(state)
+    return _mix_weighted(state, step, 1 - _keep(w, step, state.shape[1]), arena, out)
+
+
+def _mix_weighted(state: torch.Tensor, step: Step, weight: torch.Tensor, arena: _Arena,
+                  out: torch.Tensor) -> torch.Tensor:
+    """:func:`_mix` with the partner weights ``1 - k`` given, ``(B, rows, 1)``."""
+    if not step.lo.numel():
+        return out if out is state else out.copy_(state)
     gathered = torch.index_select(state, 1, step.partner, out=arena.view("gather", state.shape))
-    weight = 1 - _keep(w, step, state.shape[1])
     if out is state:
         return state.lerp_(gathered, weight)
     return torch.lerp(state, gathered, weight, out=out)
@@ -261,7 +314,193 @@ def _pair_grad(grad: torch.Tensor, before: torch.Tensor, step: Step, arena: _Are
     return torch.cat(out, -1)
 
 
+#: Elements of a chunk (items x rows x columns) on the CPU: a chunk goes through all steps of
+#: a stage, and back, while its states stay in the cache (tuned with bench/sort.py).
+CPU_CHUNK_ELEMENTS = 1 << 18
+
+
+def _chunks(shape, device: torch.device, align: int) -> list[tuple[int, int, int, int]]:
+    """Item and column ranges ``(b0, b1, c0, c1)`` of a ``(B, rows, width)`` state, cache-sized.
+
+    Column ranges never cross a multiple of ``align``.
+    """
+    batch, rows, width = shape
+    if device.type != "cpu":
+        return [(0, batch, a, min(a + align, width)) for a in range(0, width, align)]
+    columns = min(align, max(1, CPU_CHUNK_ELEMENTS // max(1, rows)))
+    items = max(1, min(batch, CPU_CHUNK_ELEMENTS // max(1, rows * columns)))
+    return [(b, min(b + items, batch), c, min(c + columns, a + align, width))
+            for b in range(0, batch, items)
+            for a in range(0, width, align) for c in range(a, min(a + align, width), columns)]
+
+
+def _partner_weights(plan: Plan, w: torch.Tensor) -> list[torch.Tensor]:
+    """``1 - k`` of the rows of each step, ``(B, rows, 1)``, from one scatter for all steps."""
+    keep = w.new_ones(w.shape[0], plan.row_offsets[-1])
+    source = w.index_select(1, plan.keep_source)
+    keep.index_copy_(1, plan.keep_rows[0], source).index_copy_(1, plan.keep_rows[1], source)
+    weights = keep.neg_().add_(1).unsqueeze(-1)
+    return [weights[:, a:b] for a, b in zip(plan.row_offsets, plan.row_offsets[1:])]
+
+
+def _entry(plan: Plan, stage: Stage, state: torch.Tensor) -> torch.Tensor:
+    """The state entering ``stage``: its input, grown to the stage's layout if it grows."""
+    step = plan.steps[stage.first]
+    return state if step.grow_from is None else plan.grow(state, step.grow_from, step.width)
+
+
+#: Narrowest old block a stage grows from lazily (see :class:`_Layout`).
+LAZY_COLUMNS = 64
+
+
+class _Layout:
+    """How a stage's chunks read its entry state and hand back the gradient there.
+
+    When the stage grows the block width ``old -> new`` (CPU, no padding rows dropped, ``old``
+    at least 64 columns or a chunk's width), chunks read their columns straight from the narrow
+    input, zeros elsewhere, and write only the diagonal blocks of the gradient: the wide
+    ``(B, rows, new)`` entry and its gradient are never built. Otherwise the entry is grown once
+    and chunks slice it.
+    """
+
+    def __init__(self, plan: Plan, stage: Stage, state: torch.Tensor):
+        step = plan.steps[stage.first]
+        self.width = step.width
+        # lazy only where old blocks are wide enough for chunks of 64 columns (or a full chunk)
+        natural = min(step.width, LAZY_COLUMNS, max(1, CPU_CHUNK_ELEMENTS // max(1, state.shape[1])))
+        self.lazy = (step.grow_from is not None and step.grow_from >= natural and state.device.type == "cpu"
+                     and not (plan.kind == "full" and step.width == plan.n and plan.offset))
+        if self.lazy:
+            self.old, self.input = step.grow_from, state
+            self.shape = (state.shape[0], state.shape[1], step.width)
+        else:
+            self.old, self.input = step.width, _entry(plan, stage, state)
+            self.shape = self.input.shape
+
+    def chunks(self):
+        return _chunks(self.shape, self.input.device, self.old)
+
+    def _blocks(self, tensor: torch.Tensor, width: int) -> torch.Tensor:
+        rows = tensor.shape[1]
+        return tensor.view(tensor.shape[0], rows // self.width, self.width // self.old, self.old, width)
+
+    def source(self, b0, b1, c0, c1, arena: _Arena) -> torch.Tensor:
+        """The entry's chunk: a view when it exists, else built in a buffer."""
+        if not self.lazy:
+            return self.input[b0:b1, :, c0:c1]
+        block, first = c0 // self.old, c0 % self.old
+        out = arena.view("entry", (b1 - b0, self.shape[1], c1 - c0)).zero_()
+        self._blocks(out, c1 - c0)[:, :, block] = \
+            self._blocks(self.input, self.old)[b0:b1, :, block, :, first:first + c1 - c0]
+        return out
+
+    def new_gradient(self) -> torch.Tensor:
+        return self.input.new_empty(self.input.shape)
+
+    def put_gradient(self, grad_in: torch.Tensor, grad: torch.Tensor, b0, b1, c0, c1) -> None:
+        """Store a chunk's gradient at the entry (only its diagonal block when ``lazy``)."""
+        if not self.lazy:
+            grad_in[b0:b1, :, c0:c1] = grad
+            return
+        block, first = c0 // self.old, c0 % self.old
+        self._blocks(grad_in, self.old)[b0:b1, :, block, :, first:first + c1 - c0] = \
+            self._blocks(grad, c1 - c0)[:, :, block]
+
+
+def _stage_forward(plan: Plan, stage: Stage, layout: _Layout, weights, arena: _Arena) -> torch.Tensor:
+    """Return the state after the steps of ``stage``, computed chunk by chunk."""
+    out = layout.input.new_empty(layout.shape)
+    chunks = layout.chunks()
+    for b0, b1, c0, c1 in chunks:
+        source = layout.source(b0, b1, c0, c1, arena)
+        state = out if len(chunks) == 1 else arena.view("chunk", source.shape)
+        for s in range(stage.first, stage.stop):
+            previous = source if s == stage.first else state
+            _mix_weighted(previous, plan.steps[s], weights[s][b0:b1], arena, state)
+        if state is not out:
+            out[b0:b1, :, c0:c1] = state
+    return out
+
+
+def _stage_backward(plan: Plan, stage: Stage, layout: _Layout, grad_out: torch.Tensor, weights,
+                    grad_w: torch.Tensor, arena: _Arena) -> torch.Tensor:
+    """Return the gradient at the entry of ``stage`` (narrow when it grows) from ``grad_out``.
+
+    Chunk by chunk: run the chunk from the entry to its checkpoints, then recompute each
+    segment's states and walk them in reverse, adding the chunk's share of ``dL/dw`` (a sum
+    over columns) to ``grad_w`` and mixing the gradient by the transposed layers (``M = M^T``).
+    """
+    grad_in = layout.new_gradient()
+    bounds = [stage.first + c for c in stage.checkpoints] + [stage.stop]
+    segments = list(zip(bounds, bounds[1:]))
+    for b0, b1, c0, c1 in layout.chunks():
+        shape = (b1 - b0, layout.shape[1], c1 - c0)
+        size = math.prod(shape)
+        arena.view("segment", (stage.arena * size // shape[1],))  # allocated once at full size
+        arena.view("checkpoints", (len(segments) * size,))
+        saved = [arena.view("checkpoints", shape).copy_(layout.source(b0, b1, c0, c1, arena))]
+        for k, (first, stop) in enumerate(segments[:-1]):
+            state = arena.view("checkpoints", shape, (k + 1) * size)
+            for s in range(first, stop):
+                previous = saved[-1] if s == first else state
+                _mix_weighted(previous, plan.steps[s], weights[s][b0:b1], arena, state)
+            saved.append(state)
+        grad = arena.view("grad", shape).copy_(grad_out[b0:b1, :, c0:c1])
+        for first, stop in reversed(segments):
+            inputs = [saved.pop()]
+            for s in range(first + 1, stop):
+                target = arena.view("segment", shape, (s - first - 1) * size)
+                weight = weights[s - 1][b0:b1]
+                inputs.append(_mix_weighted(inputs[-1], plan.steps[s - 1], weight, arena, target))
+            for s in reversed(range(first, stop)):
+                step, before = plan.steps[s], inputs.pop()
+                if step.lo.numel():
+                    grad_w[b0:b1, step.start:step.stop] += _pair_grad(grad, before, step, arena)
+                _mix_weighted(grad, step, weights[s][b0:b1], arena, grad)
+        layout.put_gradient(grad_in, grad, b0, b1, c0, c1)
+    return grad_in
+
+
 class _Mix(torch.autograd.Function):
+    """Stage by stage, each stage chunk by chunk (items x columns) so that states stay cached.
+
+    The forward pass keeps each stage's input (before it grows: about one ``P`` in all for a
+    bitonic network); the backward pass recomputes each chunk's states within its stage from
+    there (:func:`_stage_backward`).
+    """
+
+    @staticmethod
+    def forward(ctx, w, plan, init):
+        weights, arena = _partner_weights(plan, w), _Arena(w)
+        state, inputs = _initial(plan, init, w), []
+        for stage in plan.stages:
+            inputs.append(state)
+            state = _stage_forward(plan, stage, _Layout(plan, stage, state), weights, arena)
+        ctx.plan = plan
+        ctx.save_for_backward(w, *(inputs if ctx.needs_input_grad[0] else ()))
+        return state if plan.kind == "full" else state.transpose(1, 2).contiguous()
+
+    @staticmethod
+    def backward(ctx, grad):
+        plan = ctx.plan
+        w, *inputs = ctx.saved_tensors
+        weights, arena = _partner_weights(plan, w), _Arena(w)
+        grad_w = torch.zeros_like(w)
+        grad_state = grad if plan.kind == "full" else grad.transpose(1, 2)
+        for stage, state in zip(reversed(plan.stages), reversed(inputs)):
+            layout = _Layout(plan, stage, state)
+            grad_state = _stage_backward(plan, stage, layout, grad_state, weights, grad_w, arena)
+            step = plan.steps[stage.first]
+            if step.grow_from is not None and not layout.lazy:
+                grad_state = plan.shrink(grad_state, step.grow_from, step.width)
+        return grad_w, None, None
+
+
+class _MixWholeBatch(torch.autograd.Function):
+    """The first kernel: the whole batch goes through each layer, and the forward pass keeps
+    memory-optimal checkpoints over all layers. Each layer streams ``(B, rows, width)`` states
+    through memory, so it is the faster one only while those fit in the cache (small ``n``)."""
+
     @staticmethod
     def forward(ctx, w, plan, init):
         state = _initial(plan, init, w)
@@ -327,14 +566,32 @@ def _initial(plan: Plan, init, w: torch.Tensor) -> torch.Tensor:
     return init.to(w).expand(batch, *init.shape).clone()
 
 
+def mix_whole_batch(w: torch.Tensor, plan: Plan, init: torch.Tensor | None = None) -> torch.Tensor:
+    """:func:`mix` as first written (whole batch per layer; the baseline of ``bench/sort.py``)."""
+    return _MixWholeBatch.apply(w, plan, init)
+
+
+def mix_chunked(w: torch.Tensor, plan: Plan, init: torch.Tensor | None = None) -> torch.Tensor:
+    """:func:`mix` stage by stage in cache-sized chunks of items x columns."""
+    return _Mix.apply(w, plan, init)
+
+
 def mix(w: torch.Tensor, plan: Plan, init: torch.Tensor | None = None) -> torch.Tensor:
     """Apply the relaxed layers with keep weights ``w`` ``(B, comparators)``.
 
     Returns ``P`` ``(B, n, n)`` for a full plan, ``E^T P`` ``(B, width, n)`` for a left plan
-    with ``init = E`` ``(n, width)``. Memory in the backward pass: the segment checkpoints plus
-    one segment of states, about ``2 sqrt(layers)`` states of the (block-compressed) size.
+    with ``init = E`` ``(n, width)``.
+
+    On the CPU, when the batch's largest state exceeds a cache-sized chunk, this is
+    :func:`mix_chunked` (memory in the backward pass: the stage inputs, about one ``P`` for a
+    bitonic network, plus cache-sized chunk buffers); otherwise, and on other devices, it is
+    :func:`mix_whole_batch` (the segment checkpoints plus one segment of states, about
+    ``2 sqrt(layers)`` states of the block-compressed size).
     """
-    return _Mix.apply(w, plan, init)
+    largest = max((step.cost for step in plan.steps), default=0)
+    if w.device.type == "cpu" and w.shape[0] * largest > CPU_CHUNK_ELEMENTS:
+        return _Mix.apply(w, plan, init)
+    return _MixWholeBatch.apply(w, plan, init)
 
 
 def reference_permutation(w: torch.Tensor, network: SortingNetwork) -> torch.Tensor:

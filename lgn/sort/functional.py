@@ -247,10 +247,57 @@ def ranking_loss(perm: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
                             f"got {tuple(target.shape)}")
         if target.numel() and (int(target.min()) < 0 or int(target.max()) >= n):
             raise SortError(f"index target has entries outside [0, {n})")
-        target = torch.nn.functional.one_hot(target.long(), n).to(perm.dtype)
-    elif target.shape != perm.shape:
+        if perm.numel() == 0:
+            return torch.nn.functional.binary_cross_entropy(perm, perm.detach())  # NaN, as torch's
+        return _IndexBCE.apply(perm, target.long())
+    if target.shape != perm.shape:
         raise SortError(f"matrix target must have shape {tuple(perm.shape)}, got {tuple(target.shape)}")
     return torch.nn.functional.binary_cross_entropy(perm.clamp(0, 1), target)
+
+
+def _item_chunks(items: int, n: int):
+    """Item ranges whose ``(n, n)`` temporaries stay near a million elements."""
+    step = max(1, (1 << 20) // max(1, n * n))
+    return [(i, min(i + step, items)) for i in range(0, items, step)]
+
+
+class _IndexBCE(torch.autograd.Function):
+    """``binary_cross_entropy(perm.clamp(0, 1), one_hot(index))`` (mean), equal in value and
+    gradient, without building the clamped ``P``, the one-hot target or elementwise losses:
+    the temporaries are chunk-sized and only ``perm`` and ``index`` are kept for backward."""
+
+    @staticmethod
+    def forward(ctx, perm, index):
+        n = perm.shape[-1]
+        flat, rows = perm.reshape(-1, n, n), index.reshape(-1, n, 1)
+        total = perm.new_zeros((), dtype=torch.float64)
+        for a, b in _item_chunks(flat.shape[0], n):
+            # BCE is -max(log1p(-p), -100) off the target and -max(log p, -100) on it
+            total -= torch.log1p(-flat[a:b].clamp(0, 1)).clamp_(min=-100).sum(dtype=torch.float64)
+        hit = flat.gather(-1, rows).clamp_(0, 1)
+        total += (torch.log1p(-hit).clamp_(min=-100) - torch.log(hit).clamp_(min=-100)).sum(dtype=torch.float64)
+        ctx.save_for_backward(perm, index)
+        return (total / perm.numel()).to(perm.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        perm, index = ctx.saved_tensors
+        n = perm.shape[-1]
+        flat, rows = perm.reshape(-1, n, n), index.reshape(-1, n, 1)
+        scale = grad / perm.numel()
+        out = torch.empty_like(flat)
+        for a, b in _item_chunks(flat.shape[0], n):
+            p = flat[a:b]
+            # d/dp of BCE(clamp(p)): (q - t) / max(q (1 - q), 1e-12) where 0 <= p <= 1, else 0
+            q = p.clamp(0, 1)
+            denominator = (q * (1 - q)).clamp_(min=1e-12)
+            out[a:b] = q.mul_(scale).div_(denominator).mul_((p >= 0) & (p <= 1))
+        hit = flat.gather(-1, rows)
+        q = hit.clamp(0, 1)
+        inside = (hit >= 0) & (hit <= 1)
+        fix = (q - 1) * scale / (q * (1 - q)).clamp_(min=1e-12) * inside
+        out.scatter_(-1, rows, fix)
+        return out.view(perm.shape), None
 
 
 def top_k_cross_entropy(scores: torch.Tensor, labels: torch.Tensor, k: int | Sequence[int] = 1,
