@@ -25,6 +25,8 @@ import os
 import subprocess
 import sys
 
+from _timing import current_rss_kb
+
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 VARIANTS = ("gate2", "lut6", "lut6-lerp", "lut6-naive")
@@ -72,7 +74,7 @@ def measure(variant: str, args) -> dict:
         loss.backward()
         optimizer.step()
 
-    base_rss = _current_rss_kb()
+    base_rss = current_rss_kb()
     step()  # warm-up: allocates Adam state
     cpu, wall = [], []
     for _ in range(args.alt_steps if variant in ALTERNATIVES else args.steps):
@@ -84,11 +86,6 @@ def measure(variant: str, args) -> dict:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"cpu_ms": 1e3 * min(cpu), "wall_ms": 1e3 * wall[len(wall) // 2], "peak_mb": peak / 1024,
             "train_mb": (peak - base_rss) / 1024}
-
-
-def _current_rss_kb() -> int:
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
 
 
 def main():

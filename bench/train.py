@@ -14,6 +14,8 @@ import os
 import subprocess
 import sys
 
+from _timing import current_rss_kb
+
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
@@ -42,7 +44,7 @@ def measure(variant: str, args) -> dict:
         loss.backward()
         opt.step()
 
-    base_rss = _current_rss_kb()  # model, optimizer and batch exist; no step has run
+    base_rss = current_rss_kb()  # model, optimizer and batch exist; no step has run
     step()  # warm-up: allocates Adam state
     times = []
     for _ in range(args.steps):
@@ -52,11 +54,6 @@ def measure(variant: str, args) -> dict:
     times.sort()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"median_ms": 1e3 * times[len(times) // 2], "peak_mb": peak / 1024, "train_mb": (peak - base_rss) / 1024}
-
-
-def _current_rss_kb() -> int:
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
 
 
 def main():
