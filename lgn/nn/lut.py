@@ -64,20 +64,21 @@ def _split(k: int) -> tuple[int, int]:
     return k // 2, k - k // 2
 
 
-def _low_patterns(xs: torch.Tensor) -> torch.Tensor:
-    """Probabilities ``(c, 2^p, B)`` of the patterns of the ``p`` inputs ``xs`` ``(p, c, 1, B)``.
+def _low_patterns(xs: torch.Tensor) -> list:
+    """Pattern probabilities of the ``p`` inputs ``xs`` ``(p, c, 1, B)``: one per stage.
 
-    Input j is bit j of the pattern index.
+    Stage ``j`` is ``(c, 2^(j+1), B)``, the patterns of inputs ``0..j`` (input i = bit i); the
+    last stage is the one the table is contracted with.
     """
-    p, c, _, batch = xs.shape
-    patterns = xs.new_empty(c, 1 << p, batch)
-    patterns[:, 1:2] = xs[0]
-    torch.sub(1, xs[0], out=patterns[:, 0:1])
-    for j in range(1, p):
+    stage = torch.cat([1 - xs[0], xs[0]], dim=1)
+    stages = [stage]
+    for j in range(1, xs.shape[0]):
         h = 1 << j
-        torch.mul(patterns[:, :h], xs[j], out=patterns[:, h : 2 * h])
-        patterns[:, :h] -= patterns[:, h : 2 * h]
-    return patterns
+        nxt = xs.new_empty(stage.shape[0], 2 * h, stage.shape[2])
+        torch.mul(stage, xs[j], out=nxt[:, h:])
+        torch.sub(stage, nxt[:, h:], out=nxt[:, :h])
+        stages.append(stage := nxt)
+    return stages
 
 
 def _high_levels(rows: torch.Tensor, xs: torch.Tensor, p: int) -> list:
@@ -118,7 +119,7 @@ class _LutLayer(torch.autograd.Function):
         indices = [inputs_t[:, s:e].reshape(-1) for s, e in chunks]
         for (s, e), index in zip(chunks, indices):
             xs = _gather(xT, index, k)
-            rows = torch.bmm(matrices[s:e], _low_patterns(xs[:p])) if p else matrices[s:e]
+            rows = torch.bmm(matrices[s:e], _low_patterns(xs[:p])[-1]) if p else matrices[s:e]
             last = _high_levels(rows, xs, p)[-1]
             torch.lerp(last[:, 0:1], last[:, 1:2], xs[p], out=yT[s:e])
         ctx.save_for_backward(xT, table)
@@ -139,7 +140,8 @@ class _LutLayer(torch.autograd.Function):
             c = e - s
             xs = _gather(xT, index, k)
             grad_xs = xT.new_empty(k, c, 1, batch) if need_x else None
-            patterns = _low_patterns(xs[:p]) if p else None
+            stages = _low_patterns(xs[:p]) if p else None
+            patterns = stages[-1] if p else None
             rows = torch.bmm(matrices[s:e], patterns) if p else matrices[s:e]
             levels = _high_levels(rows, xs, p)
             grad = grad_yT[s:e]  # (c, 1, B): gradient of the output
@@ -160,23 +162,18 @@ class _LutLayer(torch.autograd.Function):
                 else:
                     torch.sum(grad, dim=2, keepdim=True, out=grad_table[s:e])
             if need_x and p:
-                _low_patterns_backward(torch.bmm(matrices[s:e].transpose(1, 2), grad), patterns, xs,
-                                       grad_xs)
+                _low_patterns_backward(torch.bmm(matrices[s:e].transpose(1, 2), grad), stages, xs, grad_xs)
             if need_x:
                 grad_xT.index_add_(0, index, grad_xs.view(k * c, batch))
         return grad_xT, None, (grad_table.view(nodes, -1) if need_table else None)
 
 
-def _low_patterns_backward(grad: torch.Tensor, patterns: torch.Tensor, xs: torch.Tensor,
-                           grad_xs: torch.Tensor) -> None:
+def _low_patterns_backward(grad: torch.Tensor, stages: list, xs: torch.Tensor, grad_xs: torch.Tensor) -> None:
     """Write into ``grad_xs[j]`` the gradient of the low inputs from the patterns' gradient."""
-    p = patterns.shape[1].bit_length() - 1
-    stage = patterns
-    for j in range(p - 1, 0, -1):
+    for j in range(len(stages) - 1, 0, -1):
         h = 1 << j
-        stage = stage[:, :h] + stage[:, h:]  # patterns of inputs 0..j-1
-        low, high = grad[:, :h], grad[:, h : 2 * h]
-        torch.sum((high - low) * stage, dim=1, keepdim=True, out=grad_xs[j])
+        low, high = grad[:, :h], grad[:, h:]
+        torch.sum((high - low) * stages[j - 1], dim=1, keepdim=True, out=grad_xs[j])
         grad = torch.lerp(low, high, xs[j])
     torch.sub(grad[:, 1:2], grad[:, 0:1], out=grad_xs[0])
 
