@@ -33,20 +33,21 @@ from lgn.nn.connectivity import LearnedLogicLayer, LearnedLutLayer, regrow_all, 
 from lgn.nn.lut import LutLayer  # noqa: E402
 
 
-def build_layers(arch: str, in_dim: int, generator: torch.Generator) -> list[nn.Module]:
+def build_layers(arch: str, in_dim: int, generator: torch.Generator, selection: str = "softmax") -> list[nn.Module]:
     layers = []
     for token in arch.split(","):
         kind, *fields = token.split(":")
         width = int(fields[0])
         if kind.startswith("llut"):
             m = in_dim if fields[1] == "all" else min(int(fields[1]), in_dim)
-            layers.append(LearnedLutLayer(in_dim, width, k=int(kind[4:]), candidates=m, generator=generator))
+            layers.append(LearnedLutLayer(in_dim, width, k=int(kind[4:]), candidates=m, selection=selection,
+                                          generator=generator))
         elif kind.startswith("lut"):
             layers.append(LutLayer(in_dim, width, k=int(kind[3:]), connections="unique", generator=generator))
         elif kind == "lgate":
             m = in_dim if fields[1] == "all" else min(int(fields[1]), in_dim)
             layers.append(LearnedLogicLayer(in_dim, width, candidates=m, parametrization="table",
-                                            generator=generator))
+                                            selection=selection, generator=generator))
         elif kind == "gate":
             layers.append(LogicLayer(in_dim, width, connections="unique", parametrization="table",
                                      init="residual", generator=generator))
@@ -119,6 +120,7 @@ def main():
     parser.add_argument("--temp-start", type=float, default=1.0)
     parser.add_argument("--temp-end", type=float, default=0.05)
     parser.add_argument("--regrow-every", type=int, default=0, help="steps between regrow_all (0 = never)")
+    parser.add_argument("--selection", default="softmax", choices=["softmax", "gumbel"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--eval-every", type=int, default=5)
@@ -130,7 +132,7 @@ def main():
     encoder = encoding.thermometer(data.x_train)
     generator = torch.Generator().manual_seed(args.seed)
     in_dim = encoder.num_features * encoder.num_bits
-    model = Model(encoder, build_layers(args.arch, in_dim, generator), int(data.num_classes), args.tau)
+    model = Model(encoder, build_layers(args.arch, in_dim, generator, args.selection), int(data.num_classes), args.tau)
     x_train = torch.as_tensor(data.x_train, dtype=torch.float32)
     y_train = torch.as_tensor(data.y_train, dtype=torch.int64)
     x_test = torch.as_tensor(data.x_test, dtype=torch.float32)
@@ -140,7 +142,7 @@ def main():
     total = args.epochs * steps_per_epoch
     step, start, best = 0, time.time(), 0.0
     print(f"{args.dataset}  arch {args.arch}  input bits {in_dim}  tau {args.tau}  lr {args.lr}  "
-          f"batch {args.batch}  epochs {args.epochs}", flush=True)
+          f"batch {args.batch}  epochs {args.epochs}  selection {args.selection}  seed {args.seed}", flush=True)
     for epoch in range(1, args.epochs + 1):
         model.train()
         perm = torch.randperm(len(x_train), generator=generator)

@@ -169,3 +169,14 @@ def test_a_lut6_node_learns_any_function_of_its_inputs():
         loss.backward()
         optimizer.step()
     assert torch.equal(layer.eval()(x)[:, 0], target)
+
+
+@pytest.mark.parametrize("k", [1, 4, 6])
+def test_empty_batch_and_unbatched_input(k):
+    layer = lut.LutLayer(10, 5, k=k)
+    x = torch.rand(0, 10, requires_grad=True)
+    layer(x).sum().backward()
+    assert layer(x).shape == (0, 5) and x.grad.shape == (0, 10)
+    single = torch.rand(10)
+    torch.testing.assert_close(layer(single), layer(single.unsqueeze(0))[0])
+    assert layer.eval()(single).shape == (5,) and layer(torch.rand(0, 10)).shape == (0, 5)

@@ -102,7 +102,7 @@ def _chunks(nodes: int, batch: int, k: int) -> list:
 
 def _gather(xT: torch.Tensor, index: torch.Tensor, k: int) -> torch.Tensor:
     """Rows ``index`` (input-major) of ``xT`` as ``(k, c, 1, B)``."""
-    return xT.index_select(0, index).view(k, -1, 1, xT.shape[1])
+    return xT.index_select(0, index).view(k, len(index) // k, 1, xT.shape[1])
 
 
 class _LutLayer(torch.autograd.Function):
