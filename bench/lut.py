@@ -10,7 +10,8 @@ into the layer's input, as for a hidden layer) + Adam, 1 thread by default. Vari
     lut6-naive  alternative: autograd through the 64 pattern products (lut_layer_reference)
 
 Each variant runs in a fresh subprocess (its peak RSS is its own), ``--rounds`` times
-alternating with the others (the slow alternatives once, at the first batch size), on a machine other jobs may share: the table gives the fastest
+alternating with the others (the slow alternatives once, at the first batch size), on a
+machine other jobs may share: the table gives the fastest
 step's process CPU time (the figure least disturbed by other load; 1 thread) and the median wall
 time, the ratio of CPU times to gate2, and the peak RSS.
 

@@ -18,6 +18,7 @@ their table really reads) and, for two-input models, the gate count after ``opti
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import time
 
@@ -29,11 +30,13 @@ from torch import nn  # noqa: E402
 
 import lgn.data  # noqa: E402
 from lgn.nn import GroupSum, LogicLayer  # noqa: E402
-from lgn.nn.connectivity import LearnedLogicLayer, LearnedLutLayer, regrow_all, set_temperature, temperature_at  # noqa: E402,E501
+from lgn.nn.connectivity import (LearnedLogicLayer, LearnedLutLayer, regrow_all,  # noqa: E402
+                                 set_temperature, temperature_at)
 from lgn.nn.lut import LutLayer  # noqa: E402
 
 
-def build_layers(arch: str, in_dim: int, generator: torch.Generator, selection: str = "softmax") -> list[nn.Module]:
+def build_layers(arch: str, in_dim: int, generator: torch.Generator,
+                 selection: str = "softmax") -> list[nn.Module]:
     layers = []
     for token in arch.split(","):
         kind, *fields = token.split(":")
@@ -128,11 +131,12 @@ def main():
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     data = lgn.data.load(args.dataset)
-    encoding = data.encoding if args.bits is None else __import__("dataclasses").replace(data.encoding, bits=args.bits)
+    encoding = data.encoding if args.bits is None else dataclasses.replace(data.encoding, bits=args.bits)
     encoder = encoding.thermometer(data.x_train)
     generator = torch.Generator().manual_seed(args.seed)
     in_dim = encoder.num_features * encoder.num_bits
-    model = Model(encoder, build_layers(args.arch, in_dim, generator, args.selection), int(data.num_classes), args.tau)
+    layers = build_layers(args.arch, in_dim, generator, args.selection)
+    model = Model(encoder, layers, int(data.num_classes), args.tau)
     x_train = torch.as_tensor(data.x_train, dtype=torch.float32)
     y_train = torch.as_tensor(data.y_train, dtype=torch.int64)
     x_test = torch.as_tensor(data.x_test, dtype=torch.float32)
@@ -177,7 +181,8 @@ def main():
                                 for layer in model.layers], model.num_classes, args.tau)
         fixed.feature_dtype = data.feature_dtype
         netlist = lower(fixed.eval())
-        print(f"two-input gates: lowered {len(netlist.op)}, after optimize() {len(optimize(netlist).op)}", flush=True)
+        print(f"two-input gates: lowered {len(netlist.op)}, after optimize() {len(optimize(netlist).op)}",
+              flush=True)
 
 
 if __name__ == "__main__":

@@ -65,7 +65,8 @@ def test_training_mode_is_the_node_on_the_mixed_sources(layer):
 def test_learns_the_right_wires():
     # target: x[3] AND NOT x[7]; each operand has 6 candidates among 16 inputs, incl. 3 and 7
     torch.manual_seed(0)
-    layer = C.LearnedLogicLayer(16, 1, candidates=6, parametrization="table", generator=torch.Generator().manual_seed(0))
+    layer = C.LearnedLogicLayer(16, 1, candidates=6, parametrization="table",
+                                generator=torch.Generator().manual_seed(0))
     layer.selector.candidates[0] = torch.tensor([1, 3, 5, 7, 9, 11])
     layer.selector.candidates[1] = torch.tensor([7, 2, 4, 6, 8, 3])
     x = (torch.rand(512, 16) > 0.5).float()
@@ -125,8 +126,9 @@ def test_regrow_keeps_the_best_and_resets_adam():
 
 @pytest.mark.parametrize("m", [0, -1, 13, 2.0, True])
 def test_bad_candidates_is_one_clear_line(m):
+    message = r"candidates \(m\) must be an integer in 1\.\.in_dim \(12\)"
     for make in (lambda: C.LearnedLogicLayer(12, 4, candidates=m), lambda: C.LearnedLutLayer(12, 4, candidates=m)):
-        with pytest.raises(ValueError, match=r"candidates \(m\) must be an integer in 1\.\.in_dim \(12\)") as info:
+        with pytest.raises(ValueError, match=message) as info:
             make()
         assert "\n" not in str(info.value)
 
