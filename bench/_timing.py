@@ -15,3 +15,9 @@ def best_time(fn, repeats: int) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return min(times)
+
+
+def current_rss_kb() -> int:
+    """This process's resident set size now, in KiB (Linux ``/proc/self/status``)."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))

@@ -30,6 +30,8 @@ import os
 import subprocess
 import sys
 
+from _timing import current_rss_kb
+
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch is imported (in the children)
 
 VARIANTS = ("baseline", "lgn", "naive")
@@ -112,16 +114,11 @@ def _memory_child(args) -> dict:
 
     torch.set_num_threads(args.threads[0])
     step = _stepper(args.variants[0], args, args.parametrization[0])
-    base_kb = _current_rss_kb()  # model, optimizer and batch exist; no step has run
+    base_kb = current_rss_kb()  # model, optimizer and batch exist; no step has run
     step()
     step()
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"peak_mb": peak_kb / 1024, "train_mb": (peak_kb - base_kb) / 1024}
-
-
-def _current_rss_kb() -> int:
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
 
 
 def _child(args, role: str, variants, threads: int, batch: int, parametrization: str) -> dict:

@@ -1,0 +1,133 @@
+"""Training-step cost of a LUT-6 layer against a two-input layer with the same number of nodes.
+
+One layer (``--inputs`` -> ``--nodes``) + GroupSum(10) + cross entropy, forward + backward (also
+into the layer's input, as for a hidden layer) + Adam, 1 thread by default. Variants:
+
+    gate2       lgn.nn.LogicLayer, parametrization='table' (the baseline: 4 logits per node)
+    lut6        lgn.nn.lut.LutLayer(k=6): matrix product over 3 inputs + 3 lerp rounds, chunked
+                custom autograd that saves only its inputs
+    lut6-lerp   alternative: autograd through 6 rounds of lerp halving the 64-entry tables
+    lut6-naive  alternative: autograd through the 64 pattern products (lut_layer_reference)
+
+Each variant runs in a fresh subprocess (its peak RSS is its own), ``--rounds`` times
+alternating with the others (the slow alternatives once, at the first batch size), on a
+machine other jobs may share: the table gives the fastest
+step's process CPU time (the figure least disturbed by other load; 1 thread) and the median wall
+time, the ratio of CPU times to gate2, and the peak RSS.
+
+    python bench/lut.py [--threads 1] [--batch 128 256] [--nodes 8000] [--inputs 2048]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+from _timing import current_rss_kb
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+VARIANTS = ("gate2", "lut6", "lut6-lerp", "lut6-naive")
+ALTERNATIVES = ("lut6-lerp", "lut6-naive")
+
+
+def lerp_tree(x, inputs, table):
+    """The LUT expectation by k rounds of lerp on the gathered inputs, through plain autograd."""
+    import torch
+
+    level = table.expand(x.shape[0], -1, -1)  # (B, nodes, 2^k)
+    for j in range(inputs.shape[1] - 1, -1, -1):
+        h = level.shape[-1] // 2
+        level = torch.lerp(level[..., :h], level[..., h:], x[:, inputs[:, j]].unsqueeze(-1))
+    return level.squeeze(-1)
+
+
+def measure(variant: str, args) -> dict:
+    import resource
+    import time
+
+    import torch
+
+    from lgn.nn import GroupSum, LogicLayer
+    from lgn.nn import lut
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    if variant == "gate2":
+        layer = LogicLayer(args.inputs, args.nodes, parametrization="table")
+    else:
+        layer = lut.LutLayer(args.inputs, args.nodes, k=6)
+        if variant != "lut6":
+            relaxed = lerp_tree if variant == "lut6-lerp" else lut.lut_layer_reference
+            layer.forward = lambda x: relaxed(x, layer.inputs, lut.lut_table(layer.weights))
+    head = GroupSum(10, tau=10.0)
+    optimizer = torch.optim.Adam(layer.parameters(), lr=0.01)
+    x = torch.rand(args.batch, args.inputs, requires_grad=True)
+    y = torch.randint(0, 10, (args.batch,))
+
+    def step():
+        loss = torch.nn.functional.cross_entropy(head(layer(x)), y)
+        optimizer.zero_grad()
+        x.grad = None
+        loss.backward()
+        optimizer.step()
+
+    base_rss = current_rss_kb()
+    step()  # warm-up: allocates Adam state
+    cpu, wall = [], []
+    for _ in range(args.alt_steps if variant in ALTERNATIVES else args.steps):
+        c, w = time.process_time(), time.perf_counter()
+        step()
+        cpu.append(time.process_time() - c)
+        wall.append(time.perf_counter() - w)
+    wall.sort()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"cpu_ms": 1e3 * min(cpu), "wall_ms": 1e3 * wall[len(wall) // 2], "peak_mb": peak / 1024,
+            "train_mb": (peak - base_rss) / 1024}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--alt-steps", type=int, default=2, help="steps for the slow alternatives")
+    parser.add_argument("--rounds", type=int, default=3, help="subprocess runs per fast variant")
+    parser.add_argument("--batch", type=int, nargs="+", default=[128, 256])
+    parser.add_argument("--nodes", type=int, default=8000)
+    parser.add_argument("--inputs", type=int, default=2048)
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument("--variant", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.variant:
+        args.batch = args.batch[0]
+        print(json.dumps(measure(args.variant, args)))
+        return
+    print(f"LUT-6 vs two-input layer: {args.inputs} inputs -> {args.nodes} nodes -> GroupSum(10), "
+          f"forward + backward + Adam, {args.threads} thread(s)")
+    print(f"{'batch':>5}  {'variant':<11} {'cpu ms':>8} {'wall ms':>8} {'ratio':>6} {'peak MB':>8} {'train MB':>9}")
+    for batch in args.batch:
+        results = {}
+        for round_ in range(args.rounds):
+            for variant in args.variants:
+                if variant in ALTERNATIVES and (round_ or batch != args.batch[0]):
+                    continue  # slow and memory-hungry: once, at the first batch size
+                cmd = [sys.executable, __file__, "--variant", variant, f"--batch={batch}"] + [
+                    f"--{k.replace('_', '-')}={getattr(args, k)}"
+                    for k in ("threads", "steps", "alt_steps", "nodes", "inputs")]
+                r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+                best = results.setdefault(variant, r)
+                if r["cpu_ms"] < best["cpu_ms"]:
+                    results[variant] = {**r, "peak_mb": max(r["peak_mb"], best["peak_mb"]),
+                                        "train_mb": max(r["train_mb"], best["train_mb"])}
+        base = results.get("gate2", {}).get("cpu_ms")
+        for variant, r in results.items():
+            ratio = f"{r['cpu_ms'] / base:6.2f}" if base else "     -"
+            print(f"{batch:5d}  {variant:<11} {r['cpu_ms']:8.1f} {r['wall_ms']:8.1f} {ratio} "
+                  f"{r['peak_mb']:8.0f} {r['train_mb']:9.0f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""Learned connectivity: soft source selection, argmax discretization, bounded Top-K regrowth."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lgn.nn import LogicLayer
+from lgn.nn import connectivity as C
+from lgn.nn.lut import LutLayer
+
+
+@pytest.fixture(params=[None, 40], ids=["one-chunk", "many-chunks"])
+def chunking(request, monkeypatch):
+    if request.param:
+        monkeypatch.setattr(C, "_CHUNK_ELEMENTS", request.param)
+
+
+def test_select_sources_values_and_gradients(chunking):
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 15, dtype=torch.float64, generator=g, requires_grad=True)
+    candidates = torch.randint(0, 15, (11, 4), generator=g)
+    probs = torch.softmax(torch.randn(11, 4, dtype=torch.float64, generator=g), 1).requires_grad_()
+    expected = (x[..., candidates] * probs).sum(-1)
+    torch.testing.assert_close(C.select_sources(x, candidates, probs), expected)
+    assert torch.autograd.gradcheck(lambda x, p: C.select_sources(x, candidates, p), (x, probs))
+
+
+def layers(in_dim=12, out_dim=10, m=5, **options):
+    g = torch.Generator().manual_seed(1)
+    yield C.LearnedLogicLayer(in_dim, out_dim, candidates=m, parametrization="table", generator=g, **options)
+    yield C.LearnedLogicLayer(in_dim, out_dim, candidates=m, parametrization="gates", generator=g, **options)
+    for k in range(1, 7):
+        yield C.LearnedLutLayer(in_dim, out_dim, k=k, candidates=m, generator=g, **options)
+
+
+@pytest.mark.parametrize("layer", list(layers()), ids=lambda l: f"{type(l).__name__}")
+def test_eval_is_the_fixed_layer_with_the_argmax_sources(layer):
+    with torch.no_grad():
+        layer.selector.logits.normal_()
+    expected = layer.selector.candidates.gather(1, layer.selector.logits.argmax(1, keepdim=True))
+    assert torch.equal(layer.chosen_sources().flatten(), expected.flatten())
+    fixed = layer.to_fixed()
+    assert isinstance(fixed, LutLayer if isinstance(layer, C.LearnedLutLayer) else LogicLayer)
+    x = torch.rand(64, 12)  # not binary: both round at 0.5
+    y = layer.eval()(x)
+    assert torch.equal(y, fixed.eval()(x))
+    assert set(y.unique().tolist()) <= {0.0, 1.0}
+    # and the fixed layer reads the chosen sources: its wiring is chosen_sources()
+    wiring = fixed.inputs if isinstance(fixed, LutLayer) else torch.stack([fixed.idx_a, fixed.idx_b], 1)
+    assert torch.equal(wiring, layer.chosen_sources())
+
+
+@pytest.mark.parametrize("layer", list(layers()), ids=lambda l: f"{type(l).__name__}")
+def test_training_mode_is_the_node_on_the_mixed_sources(layer):
+    x = torch.rand(5, 12)
+    probs = torch.softmax(layer.selector.logits / layer.selector.temperature, 1)
+    mixed = (x[:, layer.selector.candidates] * probs).sum(-1)
+    inner = layer.gates if isinstance(layer, C.LearnedLogicLayer) else layer.luts
+    torch.testing.assert_close(layer.train()(x), inner(mixed))
+    layer(x).sum().backward()
+    assert layer.selector.logits.grad.abs().sum() > 0
+
+
+def test_learns_the_right_wires():
+    # target: x[3] AND NOT x[7]; each operand has 6 candidates among 16 inputs, incl. 3 and 7
+    torch.manual_seed(0)
+    layer = C.LearnedLogicLayer(16, 1, candidates=6, parametrization="table",
+                                generator=torch.Generator().manual_seed(0))
+    layer.selector.candidates[0] = torch.tensor([1, 3, 5, 7, 9, 11])
+    layer.selector.candidates[1] = torch.tensor([7, 2, 4, 6, 8, 3])
+    x = (torch.rand(512, 16) > 0.5).float()
+    target = x[:, 3] * (1 - x[:, 7])
+    optimizer = torch.optim.Adam(layer.parameters(), lr=0.1)
+    for step in range(300):
+        C.set_temperature(layer, C.temperature_at(step, 300, 1.0, 0.05))
+        out = layer(x)[:, 0].clamp(1e-6, 1 - 1e-6)
+        loss = torch.nn.functional.binary_cross_entropy(out, target)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert sorted(layer.chosen_sources()[0].tolist()) == [3, 7]
+    assert torch.equal(layer.eval()(x)[:, 0], target)
+
+
+def test_selection_and_temperature():
+    logits = torch.randn(7, 5)
+    probs = C.selection_probabilities(logits, 0.5)
+    torch.testing.assert_close(probs, torch.softmax(logits / 0.5, 1))
+    noisy = C.selection_probabilities(logits, 0.5, "gumbel")
+    torch.testing.assert_close(noisy.sum(1), torch.ones(7))
+    assert not torch.allclose(noisy, probs)
+    assert C.temperature_at(0, 100, 2.0, 0.02) == pytest.approx(2.0)
+    assert C.temperature_at(50, 100, 2.0, 0.02) == pytest.approx(0.2)
+    assert C.temperature_at(100, 100, 2.0, 0.02) == pytest.approx(0.02)
+    model = torch.nn.Sequential(*layers())
+    C.set_temperature(model, 0.3)
+    assert all(m.temperature == 0.3 for m in model.modules() if isinstance(m, C.SourceSelector))
+
+
+def test_memory_is_m_per_slot():
+    layer = C.LearnedLutLayer(100_000, 50, k=6, candidates=8)
+    assert layer.selector.logits.shape == layer.selector.candidates.shape == (300, 8)
+    assert layer(torch.rand(2, 100_000)).shape == (2, 50)
+
+
+def test_regrow_keeps_the_best_and_resets_adam():
+    g = torch.Generator().manual_seed(3)
+    layer = C.LearnedLutLayer(200, 30, k=4, candidates=8, sources="all", generator=g)
+    optimizer = torch.optim.Adam(layer.parameters(), lr=0.01)
+    with torch.no_grad():
+        layer.selector.logits.normal_(generator=g)
+    layer(torch.rand(4, 200)).sum().backward()
+    optimizer.step()
+    before = layer.selector.candidates.clone()
+    chosen = layer.chosen_sources().clone()
+    assert C.regrow_all(layer, 0.5, optimizer, g) == 120 * 4
+    after = layer.selector.candidates
+    assert torch.equal(layer.chosen_sources(), chosen)
+    changed = after != before
+    assert (changed.sum(1) <= 4).all() and changed.any()
+    state = optimizer.state[layer.selector.logits]
+    assert (state["exp_avg"][changed] == 0).all() and (state["exp_avg_sq"][changed] == 0).all()
+    assert ((0 <= after) & (after < 200)).all()
+
+
+@pytest.mark.parametrize("m", [0, -1, 13, 2.0, True])
+def test_bad_candidates_is_one_clear_line(m):
+    message = r"candidates \(m\) must be an integer in 1\.\.in_dim \(12\)"
+    for make in (lambda: C.LearnedLogicLayer(12, 4, candidates=m), lambda: C.LearnedLutLayer(12, 4, candidates=m)):
+        with pytest.raises(ValueError, match=message) as info:
+            make()
+        assert "\n" not in str(info.value)
+
+
+def test_bad_options():
+    with pytest.raises(ValueError, match="^LearnedLutLayer: k must be an integer in 1..6, got 7$"):
+        C.LearnedLutLayer(12, 4, k=7)
+    with pytest.raises(ValueError, match="unknown selection 'hard'"):
+        C.LearnedLogicLayer(12, 4, selection="hard")
+    with pytest.raises(ValueError, match="unknown sources 'some'"):
+        C.LearnedLutLayer(12, 4, sources="some")
+    with pytest.raises(ValueError, match="unknown parametrization 'lut'"):
+        C.LearnedLogicLayer(12, 4, parametrization="lut")
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        C.LearnedLogicLayer(12, 4, temperature=0)
+    with pytest.raises(ValueError, match="needs in_dim >= 1 and out_dim >= 1"):
+        C.LearnedLutLayer(12, 0)
+    with pytest.raises(ValueError, match="expected 12 input features"):
+        C.LearnedLutLayer(12, 4)(torch.rand(2, 11))
