@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from lgn.files import write_atomic
-from lgn.nn import LogicNet, Thermometer
+from lgn.nn import LogicStack, Thermometer, spec
 
 __all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "build_model", "load_model",
            "FORMAT", "VERSION", "check_writable"]
@@ -19,6 +19,8 @@ VERSION = 1
 #: Config keys that define the model's architecture (the rest are training settings).
 MODEL_KEYS = ("num_classes", "layers", "width", "tau", "connections", "init", "seed", "feature_dtype",
               "parametrization")
+#: Keys a config with an ``arch`` (a model spec) need not have: the spec holds the layers and tau.
+ARCH_KEYS = ("layers", "width", "tau")
 #: Defaults for model keys that older checkpoints may lack.
 MODEL_DEFAULTS = {"parametrization": "gates"}
 
@@ -75,42 +77,49 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     return state
 
 
-def build_model(config: dict, encoder: Thermometer) -> LogicNet:
-    """Build the (untrained) LogicNet that ``config`` describes around ``encoder``."""
-    return LogicNet(encoder, **{k: config[k] for k in MODEL_KEYS})
+def build_model(config: dict, encoder: Thermometer) -> LogicStack:
+    """Build the (untrained) model that ``config`` describes around ``encoder`` (see :func:`lgn.nn.spec.build`).
+
+    A config with an ``arch`` is built from that spec; one without (written before specs existed)
+    from ``layers`` x ``width`` dense layers, with exactly the parameters it always had.
+    """
+    return spec.build(config, encoder)
 
 
-def load_model(path: str | os.PathLike, state: dict | None = None) -> tuple[LogicNet, dict]:
+def load_model(path: str | os.PathLike, state: dict | None = None) -> tuple[LogicStack, dict]:
     """Return ``(model in eval mode, config)`` from a checkpoint, checking weights against config."""
     state = state if state is not None else load_checkpoint(path)
     config, weights = {**MODEL_DEFAULTS, **state["config"]}, state["model"]
-    missing = [k for k in MODEL_KEYS if k not in config]
+    missing = [k for k in MODEL_KEYS if k not in config and not (config.get("arch") and k in ARCH_KEYS)]
     if missing:
         raise CheckpointError(f"{path}: config lacks {', '.join(missing)}")
     thresholds = weights.get("encoder.thresholds")
     if not isinstance(thresholds, torch.Tensor) or thresholds.dim() != 2:
         raise CheckpointError(f"{path}: weights lack a 2-d 'encoder.thresholds'")
-    try:
-        model = build_model(config, Thermometer(thresholds))
-    except (TypeError, ValueError) as exc:
+    try:  # shapes by arithmetic: nothing is allocated before the weights are known to fit
+        expected = spec.parameter_shapes(config, *thresholds.shape)
+        bounds = spec.index_bounds(config, *thresholds.shape)
+    except (TypeError, ValueError, KeyError) as exc:
         raise CheckpointError(f"{path}: config is invalid: {exc}") from None
-    expected = model.state_dict()
-    for key, tensor in expected.items():
+    for key, shape in expected.items():
         got = weights.get(key)
         if not isinstance(got, torch.Tensor):
             raise CheckpointError(f"{path}: config does not match weights: '{key}' is missing")
-        if got.shape != tensor.shape:
+        if tuple(got.shape) != shape:
             raise CheckpointError(
                 f"{path}: config does not match weights: '{key}' has shape {tuple(got.shape)}, "
-                f"config implies {tuple(tensor.shape)}"
+                f"config implies {shape}"
             )
     extra = sorted(set(weights) - set(expected))
     if extra:
         raise CheckpointError(f"{path}: config does not match weights: unexpected '{extra[0]}'")
-    for key in ("idx_a", "idx_b"):
-        for i, layer in enumerate(model.layers):
-            idx = weights[f"layers.{i}.{key}"]
-            if idx.numel() and (idx.min() < 0 or idx.max() >= layer.in_dim):
-                raise CheckpointError(f"{path}: layers.{i}.{key} indexes outside the layer's {layer.in_dim} inputs")
+    for key, bound in bounds.items():
+        idx = weights[key]
+        if idx.dtype != torch.int64 or (idx.numel() and (idx.min() < 0 or idx.max() >= bound)):
+            raise CheckpointError(f"{path}: {key} must hold int64 indexes in 0..{bound - 1}")
+    try:
+        model = build_model(config, Thermometer(thresholds))
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: config is invalid: {exc}") from None
     model.load_state_dict(weights)
     return model.eval(), config

@@ -16,11 +16,12 @@ import torch
 import torch.distributed as dist
 from torch.nn.functional import cross_entropy
 
-from lgn.nn import LogicLayer, Thermometer
+from lgn.nn import LogicConv2d, LogicLayer, Thermometer, spec
 
 from .checkpoint import build_model, check_writable, load_checkpoint, load_model, save_checkpoint
 
-__all__ = ["TrainConfig", "TrainingError", "TrainResult", "train", "PRESETS", "evaluate_accuracy"]
+__all__ = ["TrainConfig", "TrainingError", "TrainResult", "train", "PRESETS", "ARCH_PRESETS", "evaluate_accuracy",
+           "resolve_arch"]
 
 
 class TrainingError(RuntimeError):
@@ -38,14 +39,40 @@ PRESETS = {
 }
 DEFAULTS = dict(layers=4, width=2000, tau=None, epochs=50, batch_size=128, lr=0.01, init="random")
 
+#: ``--arch NAME`` presets: per dataset, an architecture (``arch``, a spec) and its training
+#: settings. ``dense`` is :data:`PRESETS`.
+ARCH_PRESETS = {
+    "conv": {
+        "digits": dict(arch="thermo(4, uniform) conv(32, k=3, p=1, d=3) orpool(2) conv(64, k=3, p=1, d=3) "
+                            "orpool(2) flatten dense(2000) groupsum(tau=10)",
+                       epochs=40, batch_size=64, lr=0.02, parametrization="table", init="residual"),
+        "fashion-mnist": dict(arch="thermo(3, uniform) conv(32, k=3, p=1, d=3) orpool(2) conv(64, k=3, p=1, d=3) "
+                                   "orpool(2) conv(128, k=3, p=1, d=3) orpool(2) flatten dense(4000) "
+                                   "groupsum(tau=20)",
+                              epochs=10, batch_size=128, lr=0.02, parametrization="table", init="residual",
+                              lr_schedule="cosine"),
+    },
+}
+ARCH_PRESETS["conv"]["mnist"] = {**ARCH_PRESETS["conv"]["fashion-mnist"],
+                                 "arch": ARCH_PRESETS["conv"]["fashion-mnist"]["arch"].replace("thermo(3", "thermo(1")}
+ARCH_PRESETS["conv"]["cifar10"] = {**ARCH_PRESETS["conv"]["fashion-mnist"],
+                                   "arch": ARCH_PRESETS["conv"]["fashion-mnist"]["arch"].replace("p=1", "p=1", 1)}
+ARCH_PRESETS["dense"] = PRESETS
+
+
+def preset_help() -> str:
+    """One line per ``--arch`` preset and the datasets it has settings for (for ``--help``)."""
+    return "; ".join(f"{name} ({', '.join(by_dataset)})" for name, by_dataset in ARCH_PRESETS.items())
+
 
 @dataclass
 class TrainConfig:
     """Everything that defines a run; stored in every checkpoint."""
 
     dataset: str = "digits"
-    layers: int = 4
-    width: int = 2000
+    arch: str | list | None = None  # model spec (lgn.nn.spec); None: layers x width dense layers
+    layers: int | None = 4
+    width: int | None = 2000
     tau: float | None = None
     epochs: int = 50
     steps: int | None = None  # stop after this many optimizer steps (overrides epochs)
@@ -63,12 +90,45 @@ class TrainConfig:
     device: str = "cpu"
     num_classes: int = 0  # filled from the dataset
     feature_dtype: str = "float32"  # filled from the dataset
+    image_shape: list | None = None  # filled from the dataset: [C, H, W] of image datasets
 
     @classmethod
-    def for_dataset(cls, dataset: str, **overrides) -> "TrainConfig":
-        """The preset for ``dataset`` with ``overrides`` (``None`` values are ignored)."""
-        values = {**DEFAULTS, **PRESETS.get(dataset.split(":")[0], {})}
-        values.update({k: v for k, v in overrides.items() if v is not None})
+    def for_dataset(cls, dataset: str, arch: str | None = None, **overrides) -> "TrainConfig":
+        """The preset for ``dataset`` with ``overrides`` (``None`` values are ignored).
+
+        ``arch`` is a model spec (see :mod:`lgn.nn.spec`) or a preset name of
+        :data:`ARCH_PRESETS` (``'conv'``, ``'dense'``), whose settings for ``dataset`` are the
+        defaults then. ``encoder_bits``, ``encoder_method`` and ``tau`` given in ``overrides``
+        replace the spec's thermo and groupsum values. The spec's syntax is checked here; its
+        fit to the data when training starts (:func:`resolve_arch`).
+        """
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        name = dataset.split(":")[0]
+        if arch is not None and arch.strip() in ARCH_PRESETS:
+            presets = ARCH_PRESETS[arch.strip()]
+            if name not in presets:
+                raise spec.SpecError(f"--arch {arch.strip()}: no preset for dataset {dataset!r} "
+                                     f"(it has presets for {', '.join(presets)})")
+            values = {**DEFAULTS, **presets[name]}
+        else:
+            values = {**DEFAULTS, **PRESETS.get(name, {})}
+            if arch is not None:
+                values["arch"] = arch
+        if values.get("arch") is not None:
+            given = [f"--{k}" for k in ("layers", "width") if k in overrides]
+            if given:
+                raise spec.SpecError(f"{'/'.join(given)} describe a dense net: with --arch, give the layers in "
+                                     "the spec (e.g. dense(8000)*4)")
+            source = values["arch"]
+            parsed = spec.parse(source) if isinstance(source, str) else spec.from_json(source)
+            changed = parsed.with_encoder(overrides.pop("encoder_bits", None), overrides.pop("encoder_method", None))
+            if "tau" in overrides:
+                changed = changed.with_tau(overrides.pop("tau"))
+            thermo = changed.thermo or spec.Thermo()
+            # the text as given while nothing changed it, so that errors quote the user's blocks
+            values.update(arch=source if changed is parsed else str(changed), layers=None, width=None,
+                          tau=changed.head.tau, encoder_bits=thermo.bits, encoder_method=thermo.method)
+        values.update(overrides)
         return cls(dataset=dataset, **values)
 
 
@@ -81,6 +141,27 @@ class TrainResult:
     interrupted: bool = False
 
 
+def resolve_arch(config: TrainConfig, data) -> spec.Spec:
+    """The complete model spec of ``config`` for ``data``, checked to fit (before anything is built).
+
+    ``config.arch`` if set, else ``config.layers`` x ``config.width`` dense layers; the encoder
+    comes from the spec's thermo block, else ``config.encoder_bits``/``encoder_method``, else the
+    dataset's default. Raises :class:`lgn.nn.spec.SpecError` naming the block that does not fit.
+    """
+    num_classes = int(data.num_classes)
+    if config.arch is None:
+        if config.width % num_classes:
+            raise TrainingError(f"--width {config.width} must be a multiple of the {num_classes} classes")
+        arch = spec.dense_spec(config.layers, config.width, config.tau)
+    else:
+        arch = spec.parse(config.arch) if isinstance(config.arch, str) else spec.from_json(config.arch)
+    encoding = data.encoding
+    bits = config.encoder_bits if config.encoder_bits is not None else encoding.bits
+    method = config.encoder_method if config.encoder_method is not None else encoding.method
+    return arch.resolve(int(np.asarray(data.x_train).shape[1]), num_classes, getattr(data, "image_shape", None),
+                        bits, method)
+
+
 def _encoder(config: TrainConfig, data) -> Thermometer:
     """The dataset's default thermometer, with ``--encoder-bits`` / ``--encoder-method`` applied."""
     encoding = data.encoding
@@ -88,8 +169,10 @@ def _encoder(config: TrainConfig, data) -> Thermometer:
         encoding = dataclasses.replace(encoding, bits=config.encoder_bits)
     if config.encoder_method is not None and config.encoder_method != encoding.method:
         x = np.asarray(data.x_train)
+        uniform = config.encoder_method == "uniform"
         encoding = dataclasses.replace(encoding, method=config.encoder_method,
-                                       low=float(x.min()), high=float(x.max()))
+                                       low=float(x.min()) if uniform else None,
+                                       high=float(x.max()) if uniform else None)
     return encoding.thermometer(data.x_train)
 
 
@@ -158,11 +241,15 @@ def train(config: TrainConfig, data, out: str | os.PathLike | None = None, resum
         device = torch.device("cuda", rank % torch.cuda.device_count())
     if out is not None and rank == 0:
         check_writable(out)
-    config = dataclasses.replace(config, num_classes=int(data.num_classes), feature_dtype=data.feature_dtype)
+    image_shape = getattr(data, "image_shape", None)
+    config = dataclasses.replace(config, num_classes=int(data.num_classes), feature_dtype=data.feature_dtype,
+                                 image_shape=list(image_shape) if image_shape is not None else None)
     if not 0 <= config.pass_decay * config.lr <= 1:
         raise TrainingError(f"--pass-decay {config.pass_decay} times --lr {config.lr} must lie in [0, 1]")
-    if config.width % config.num_classes:
-        raise TrainingError(f"--width {config.width} must be a multiple of the {config.num_classes} classes")
+    if not resume:  # the spec is checked against the data before anything is built
+        arch = resolve_arch(config, data)
+        config = dataclasses.replace(config, arch=None if config.arch is None else arch.to_json(), tau=arch.head.tau,
+                                     encoder_bits=arch.thermo.bits, encoder_method=arch.thermo.method)
 
     x_train = torch.as_tensor(data.x_train, dtype=torch.float32)
     y_train = torch.as_tensor(data.y_train, dtype=torch.int64)
@@ -284,7 +371,7 @@ def _set_lr(optimizer, config: TrainConfig, step: int, total_steps: int) -> None
 def _pass_through_targets(model) -> list:
     """``(weights, logits of the pass-through gate)`` of every logic layer, on the weights' device."""
     return [(layer.weights, layer.pass_through_logits().to(layer.weights.device, layer.weights.dtype))
-            for layer in model.modules() if isinstance(layer, LogicLayer)]
+            for layer in model.modules() if isinstance(layer, (LogicLayer, LogicConv2d))]
 
 
 @torch.no_grad()
