@@ -95,6 +95,9 @@ def main():
 @click.option("--pass-decay", type=click.FloatRange(min=0), default=None,
               help="Per-step decay (times the lr) of gate logits toward the pass-through gate: gates "
                    "the data does not need become wires, and the circuit smaller [dataset preset; 0].")
+@click.option("--augment", default=None,
+              help="Image datasets: random training-time changes, comma-joined: shift=N (translate by up to "
+                   "N pixels, edges repeated), flip (mirror left-right) [dataset preset; none].")
 @click.option("--encoder-bits", type=click.IntRange(min=1), default=None,
               help="Thermometer thresholds per feature [dataset default].")
 @click.option("--encoder-method", type=click.Choice(["uniform", "quantile"]), default=None,

@@ -267,3 +267,154 @@ def test_blif_and_aiger_of_a_conv_model_compute_the_same(tmp_path):
     netlist = lower(model)
     x = np.random.default_rng(7).integers(0, 256, (64, 25))
     assert_yosys_computes_the_same(netlist, netlist.encoding.encode(x), tmp_path)
+
+
+# ------------------------------------------------------------------------------ training, CLI
+SMALL_CONV = "thermo(2, uniform) conv(8, k=3, p=1, d=2) orpool(2) conv(12, k=3, p=1, d=2) flatten dense(60)"
+
+
+@pytest.fixture(scope="module")
+def small_digits():
+    import dataclasses
+
+    from lgn import data as datasets
+
+    data = datasets.load("digits")
+    return dataclasses.replace(data, x_train=data.x_train[:400], y_train=data.y_train[:400],
+                               x_test=data.x_test[:100], y_test=data.y_test[:100])
+
+
+def conv_config(**kw):
+    from lgn.train import TrainConfig
+
+    base = dict(arch=SMALL_CONV, epochs=2, batch_size=50, lr=0.05, parametrization="table", init="residual")
+    return TrainConfig.for_dataset("digits", **{**base, **kw})
+
+
+def test_conv_checkpoint_round_trip_and_plain_json_arch(small_digits, tmp_path):
+    import json
+
+    from lgn.train import load_model, train
+
+    result = train(conv_config(), small_digits, out=tmp_path / "m.pt", progress=False, log=lambda s: None)
+    model, config = load_model(tmp_path / "m.pt")
+    assert json.loads(json.dumps(config["arch"])) == config["arch"]  # plain JSON in the config
+    assert spec.from_json(config["arch"]) == spec.parse(SMALL_CONV).resolve(64, 10, (1, 8, 8), 2, "uniform")
+    assert config["image_shape"] == [1, 8, 8] and config["layers"] is None
+    x = torch.as_tensor(small_digits.x_test)
+    with torch.no_grad():
+        assert torch.equal(model(x), result.model.eval()(x))
+    netlist = lower(model)
+    bits = netlist.encoding.encode(small_digits.x_test)
+    assert np.array_equal(packed.predict(netlist, bits), model(x).argmax(1).numpy())
+
+
+def test_conv_checkpoint_that_does_not_match_its_config_is_refused(small_digits, tmp_path):
+    from lgn.train import CheckpointError, load_model, train
+
+    train(conv_config(epochs=1), small_digits, out=tmp_path / "m.pt", progress=False, log=lambda s: None)
+    state = torch.load(tmp_path / "m.pt", weights_only=True)
+    state["config"]["arch"][1]["channels"] = 9  # arch: thermo, conv, ...; layers: ThermometerImage, conv, ...
+    torch.save(state, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match=r"'layers.1.weights' has shape \(8, 3, 4\), config implies \(9, 3, 4\)"):
+        load_model(tmp_path / "bad.pt")
+    state["config"]["arch"][1]["channels"] = 8
+    state["model"]["layers.1.leaf_row"][0, 0] = 3
+    torch.save(state, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match=r"layers.1.leaf_row must hold int64 indexes in 0..2"):
+        load_model(tmp_path / "bad.pt")
+    state["model"]["layers.1.leaf_row"][0, 0] = 0
+    state["config"]["arch"][1]["kernel"] = 30
+    torch.save(state, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match="config is invalid: .*smaller than the 30x30 kernel"):
+        load_model(tmp_path / "bad.pt")
+
+
+@pytest.mark.parametrize("split", [{"epochs": 1}, {"steps": 11}])
+def test_conv_resume_continues_exactly(small_digits, tmp_path, split):
+    from lgn.train import train
+
+    kw = dict(pass_decay=0.05, augment="shift=1,flip")  # both draw on state the checkpoint must carry
+    straight = train(conv_config(epochs=3, **kw), small_digits, out=tmp_path / "a.pt", progress=False,
+                     log=lambda s: None)
+    first = conv_config(**{**kw, "epochs": 3, **split})
+    train(first, small_digits, out=tmp_path / "b.pt", progress=False, log=lambda s: None)
+    resumed = train(conv_config(epochs=3, **kw), small_digits, out=tmp_path / "b.pt", resume=True, progress=False,
+                    log=lambda s: None)
+    for (key, v), w in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(v, w), key
+    assert [h["loss"] for h in straight.history] == [h["loss"] for h in resumed.history]
+
+
+def test_pass_decay_reaches_conv_trees(small_digits):
+    from lgn.train import loop
+
+    model = spec.build({"arch": SMALL_CONV, "num_classes": 10, "image_shape": [1, 8, 8]},
+                       Thermometer.uniform(64, 2, 0, 16))
+    targets = loop._pass_through_targets(model)
+    assert [t[0].shape for t in targets] == [(8, 3, 16), (12, 3, 16), (60, 16)]
+    before = (model.layers[1].weights - targets[0][1]).abs().sum()
+    loop._decay_to_pass_through(targets, 0.5)
+    assert torch.allclose((model.layers[1].weights - targets[0][1]).abs().sum(), 0.5 * before)
+
+
+def test_augment_shifts_and_mirrors_images():
+    from lgn.train import TrainingError, loop
+
+    x = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).view(6, 20)  # six 1x4x5 images
+    generator = torch.Generator().manual_seed(0)
+    shifted = loop._augment(x, (1, 4, 5), {"shift": 1}, generator).view(6, 4, 5)
+    images = x.view(6, 4, 5)
+    for i in range(6):  # each is the image moved by at most a pixel, edges repeated
+        assert any(torch.equal(shifted[i], torch.nn.functional.pad(images[i][None, None], (1, 1, 1, 1),
+                                                                    mode="replicate")[0, 0, 1 - dy : 5 - dy, 1 - dx : 6 - dx])
+                   for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+    mirrored = loop._augment(x, (1, 4, 5), {"flip": True}, generator).view(6, 4, 5)
+    assert all(torch.equal(mirrored[i], images[i]) or torch.equal(mirrored[i], images[i].flip(-1)) for i in range(6))
+    with pytest.raises(TrainingError, match="augmentation needs an image dataset"):
+        loop.parse_augment("flip", None)
+    with pytest.raises(TrainingError, match="cannot use 'rotate'"):
+        loop.parse_augment("shift=1,rotate", (1, 8, 8))
+
+
+def test_cli_digits_conv_preset_end_to_end(tmp_path):
+    """The preset's command, cut to one epoch: train, info, eval on every back end, check."""
+    from click.testing import CliRunner
+
+    from lgn.cli import main
+
+    need("gcc")
+    out = tmp_path / "model.pt"
+    runner = CliRunner()
+    result = runner.invoke(main, ["train", "--dataset", "digits", "--arch", "conv", "--epochs", "1", "--out", str(out),
+                                  "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "conv(" in result.output and "orpool(" in result.output and "epoch   1" in result.output
+    reported = result.output.split("discretized test accuracy ")[1].split("%")[0]
+    info = runner.invoke(main, ["info", str(out)])
+    assert info.exit_code == 0 and "OR" in info.output, info.output
+    for backend in ("torch", "packed", "c"):
+        evaluated = runner.invoke(main, ["eval", str(out), "--backend", backend])
+        assert evaluated.exit_code == 0 and f"({backend}): {reported}%" in evaluated.output, evaluated.output
+    for target, name in (("blif", "m.blif"), ("aiger", "m.aig"), ("c", "c"), ("verilog", "v")):
+        exported = runner.invoke(main, ["export", str(out), "--target", target, "-o", str(tmp_path / name),
+                                        "--vectors", "50"])
+        assert exported.exit_code == 0, exported.output
+
+
+@pytest.mark.slow
+def test_digits_conv_preset_reaches_its_accuracy_and_every_back_end_agrees(tmp_path):
+    """The full ``lgn train --dataset digits --arch conv`` and ``lgn check`` on its whole test set."""
+    from click.testing import CliRunner
+
+    from lgn.cli import main
+
+    need("gcc")
+    need("iverilog")
+    out = tmp_path / "model.pt"
+    runner = CliRunner()
+    result = runner.invoke(main, ["train", "--dataset", "digits", "--arch", "conv", "--out", str(out), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert float(result.output.split("discretized test accuracy ")[1].split("%")[0]) >= 98.0
+    checked = runner.invoke(main, ["check", str(out), "--vectors", "360"])
+    assert checked.exit_code == 0 and "all back ends agree" in checked.output, checked.output

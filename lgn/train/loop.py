@@ -84,6 +84,7 @@ class TrainConfig:
     init: str = "random"
     parametrization: str = "gates"  # 'gates' (softmax over 16) or 'table' (4 truth-table logits)
     pass_decay: float = 0.0  # per-step decay of gate logits toward the pass-through gate (x lr)
+    augment: str | None = None  # image datasets: 'shift=N' (random translations), 'flip' (mirror), comma-joined
     encoder_bits: int | None = None  # thermometer thresholds per feature (dataset default if None)
     encoder_method: str | None = None  # 'uniform' or 'quantile' (dataset default if None)
     data_dir: str | None = None
@@ -160,6 +161,41 @@ def resolve_arch(config: TrainConfig, data) -> spec.Spec:
     method = config.encoder_method if config.encoder_method is not None else encoding.method
     return arch.resolve(int(np.asarray(data.x_train).shape[1]), num_classes, getattr(data, "image_shape", None),
                         bits, method)
+
+
+def parse_augment(text: str | None, image_shape) -> dict:
+    """``'shift=1,flip'`` -> ``{'shift': 1, 'flip': True}``; raises :class:`TrainingError` when malformed."""
+    if not text:
+        return {}
+    if image_shape is None:
+        raise TrainingError(f"--augment {text}: augmentation needs an image dataset (this one has no image shape)")
+    options = {}
+    for part in text.split(","):
+        key, eq, value = part.strip().partition("=")
+        if key == "shift" and eq and value.isdigit() and 0 < int(value) < min(image_shape[1:]):
+            options["shift"] = int(value)
+        elif key == "flip" and not eq:
+            options["flip"] = True
+        else:
+            raise TrainingError(f"--augment: cannot use {part.strip()!r} (expected shift=N with N >= 1, or flip)")
+    return options
+
+
+def _augment(x: torch.Tensor, image_shape, options: dict, generator: torch.Generator) -> torch.Tensor:
+    """Randomly translate (edge pixels repeated) and mirror the images ``x`` ``(N, C*H*W)``."""
+    n, (channels, height, width) = x.shape[0], image_shape
+    image = x.view(n, channels, height, width)
+    shift = options.get("shift", 0)
+    if shift:
+        dy, dx = torch.randint(-shift, shift + 1, (2, n, 1), generator=generator)
+        padded = torch.nn.functional.pad(image, (shift,) * 4, mode="replicate")
+        rows = (torch.arange(height) + shift - dy)[:, None, :, None]
+        cols = (torch.arange(width) + shift - dx)[:, None, None, :]
+        image = padded[torch.arange(n)[:, None, None, None], torch.arange(channels)[None, :, None, None], rows, cols]
+    if options.get("flip"):
+        mirrored = torch.rand(n, generator=generator) < 0.5
+        image = torch.where(mirrored[:, None, None, None], image.flip(-1), image)
+    return image.reshape(n, -1)
 
 
 def _encoder(config: TrainConfig, data) -> Thermometer:
@@ -246,6 +282,7 @@ def train(config: TrainConfig, data, out: str | os.PathLike | None = None, resum
                                  image_shape=list(image_shape) if image_shape is not None else None)
     if not 0 <= config.pass_decay * config.lr <= 1:
         raise TrainingError(f"--pass-decay {config.pass_decay} times --lr {config.lr} must lie in [0, 1]")
+    parse_augment(config.augment, config.image_shape)  # bad options stop here, before anything is built
     if not resume:  # the spec is checked against the data before anything is built
         arch = resolve_arch(config, data)
         config = dataclasses.replace(config, arch=None if config.arch is None else arch.to_json(), tau=arch.head.tau,
@@ -272,6 +309,7 @@ def train(config: TrainConfig, data, out: str | os.PathLike | None = None, resum
         torch.manual_seed(config.seed)
         model = build_model(config.__dict__, _encoder(config, data))
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    augment = parse_augment(config.augment, config.image_shape)
     model.to(device)
     _move_optimizer(optimizer, device)
     ddp_model = model
@@ -313,8 +351,8 @@ def train(config: TrainConfig, data, out: str | os.PathLike | None = None, resum
                 if stop.set:
                     break
                 idx = perm[batch * config.batch_size : (batch + 1) * config.batch_size]
-                idx = idx[rank::world]
-                xb, yb = x_train[idx].to(device), y_train[idx].to(device)
+                xb = _augment(x_train[idx], config.image_shape, augment, generator) if augment else x_train[idx]
+                xb, yb = xb[rank::world].to(device), y_train[idx[rank::world]].to(device)
                 loss = cross_entropy(ddp_model(xb), yb)
                 if not torch.isfinite(loss):
                     bar.close()
