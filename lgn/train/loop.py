@@ -46,10 +46,9 @@ ARCH_PRESETS = {
         "digits": dict(arch="thermo(4, uniform) conv(32, k=3, p=1, d=3) orpool(2) conv(64, k=3, p=1, d=3) "
                             "orpool(2) flatten dense(2000) groupsum(tau=10)",
                        epochs=40, batch_size=64, lr=0.02, parametrization="table", init="residual"),
-        "fashion-mnist": dict(arch="thermo(3, uniform) conv(32, k=3, p=1, d=3) orpool(2) conv(64, k=3, p=1, d=3) "
-                                   "orpool(2) conv(128, k=3, p=1, d=3) orpool(2) flatten dense(4000) "
-                                   "groupsum(tau=20)",
-                              epochs=10, batch_size=128, lr=0.02, parametrization="table", init="residual",
+        "fashion-mnist": dict(arch="thermo(3, uniform) conv(32, k=4, s=2, p=1, d=3) orpool(2) conv(64, k=3, p=1, d=3) "
+                                   "conv(128, k=3, p=1, d=3) orpool(2) flatten dense(4000) groupsum(tau=20)",
+                              epochs=3, batch_size=128, lr=0.05, parametrization="table", init="residual",
                               lr_schedule="cosine"),
     },
 }
