@@ -218,6 +218,7 @@ def test_presets_and_overrides():
     assert parsed.head.tau == 7.5 and parsed.thermo.bits == 2 and config.tau == 7.5 and config.encoder_bits == 2
     assert config.epochs == 1 and config.layers is None and config.width is None
     assert TrainConfig.for_dataset("digits", arch="dense") == TrainConfig.for_dataset("digits")
+    assert TrainConfig.for_dataset("monk1", arch="dense") == TrainConfig.for_dataset("monk1")
     custom = TrainConfig.for_dataset("digits", arch="thermo(2) conv(8, p=1) orpool(2) flatten dense(100)")
     assert custom.encoder_bits == 2 and custom.lr == TrainConfig.for_dataset("digits").lr
     with pytest.raises(spec.SpecError, match="--arch conv: no preset for dataset 'monk1'"):
@@ -256,3 +257,15 @@ def test_cli_rejects_bad_specs_in_one_line_before_training(args, message, tmp_pa
     assert lines[-1].startswith("lgn: error: ") and message in lines[-1], result.output
     assert "Traceback" not in result.output and "epoch" not in result.output
     assert not out.exists()
+
+
+@pytest.mark.parametrize("dataset, image_shape", [("digits", (1, 8, 8)), ("mnist", (1, 28, 28)),
+                                                  ("fashion-mnist", (1, 28, 28)), ("cifar10", (3, 32, 32))])
+def test_every_conv_preset_fits_its_dataset(dataset, image_shape):
+    config = TrainConfig.for_dataset(dataset, arch="conv")
+    resolved = spec.parse(config.arch).resolve(int(np.prod(image_shape)), 10, image_shape, 3, "uniform")
+    assert any(isinstance(block, spec.Conv) for block in resolved.blocks)
+    config_dict = {"arch": resolved.to_json(), "num_classes": 10, "image_shape": list(image_shape),
+                   "parametrization": config.parametrization}
+    shapes = spec.parameter_shapes(config_dict, int(np.prod(image_shape)), resolved.thermo.bits)
+    assert shapes["encoder.thresholds"] == (int(np.prod(image_shape)), resolved.thermo.bits)
