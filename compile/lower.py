@@ -1,13 +1,72 @@
-"""Lowering: a trained :class:`~lgn.nn.LogicNet` becomes a :class:`Netlist`."""
+"""Lowering: a trained :class:`~lgn.nn.LogicNet` or :class:`~lgn.nn.LogicStack` becomes a :class:`Netlist`.
+
+Convolutions are unrolled: one gate per tree node per output position, the same gate function at
+every position; a leaf on the zero padding reads the constant-0 node. OR pooling becomes a
+balanced tree of OR gates per output. The netlist stays flat: every back end takes it unchanged.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
+from lgn.nn import gates
+
 from .netlist import Netlist, ThermometerEncoding
 
 __all__ = ["lower"]
+
+
+class _Gates:
+    """Accumulates gates; node ids are handed out in order, so every gate reads earlier nodes."""
+
+    def __init__(self, first_id: int):
+        self.next_id = first_id
+        self.op, self.a, self.b = [], [], []
+
+    def add(self, op, a, b) -> np.ndarray:
+        """Append gates ``op(a, b)`` (arrays of one shape, broadcast); return their ids in that shape."""
+        op, a, b = np.broadcast_arrays(np.asarray(op, np.uint8), np.asarray(a, np.int64), np.asarray(b, np.int64))
+        ids = self.next_id + np.arange(op.size, dtype=np.int64).reshape(op.shape)
+        self.op.append(op.ravel())
+        self.a.append(a.ravel())
+        self.b.append(b.ravel())
+        self.next_id += op.size
+        return ids
+
+
+def _dense(layer, nodes: np.ndarray, out: _Gates) -> np.ndarray:
+    return out.add(layer.gate_ops().cpu().numpy(), nodes[layer.idx_a.cpu().numpy()],
+                   nodes[layer.idx_b.cpu().numpy()])
+
+
+def _conv(layer, nodes: np.ndarray, out: _Gates) -> np.ndarray:
+    """``nodes`` ``(C, H, W)`` -> ``(out_channels, H_out, W_out)``: the trees at every position."""
+    padded = np.append(nodes.ravel(), 0)  # the index one past the image is the padding: node 0
+    level = padded[layer.leaf_index(nodes.shape).cpu().numpy()]  # (positions, out, leaves)
+    ops, start = layer.gate_ops().cpu().numpy(), 0
+    while level.shape[-1] > 1:  # the same pairing as lgn.nn.functional.logic_tree
+        m = level.shape[-1] // 2
+        level = out.add(ops[:, start : start + m], level[..., 0::2], level[..., 1::2])
+        start += m
+    height, width = layer.output_size(*nodes.shape[1:])
+    return level.reshape(height, width, -1).transpose(2, 0, 1)
+
+
+def _or_pool(layer, nodes: np.ndarray, out: _Gates) -> np.ndarray:
+    """``nodes`` ``(C, H, W)`` -> the OR of each window, a balanced tree of OR gates."""
+    windows = torch.from_numpy(nodes).unfold(1, layer.window, layer.stride).unfold(2, layer.window, layer.stride)
+    level = windows.reshape(*windows.shape[:3], -1).numpy()
+    while level.shape[-1] > 1:
+        pairs = level.shape[-1] // 2
+        ored = out.add(gates.OR, level[..., 0 : 2 * pairs : 2], level[..., 1 : 2 * pairs : 2])
+        level = np.concatenate([ored, level[..., 2 * pairs :]], axis=-1)
+    return level[..., 0]
+
+
+def _reshape(layer, nodes: np.ndarray, out: _Gates) -> np.ndarray:
+    """A block that only moves values (ThermometerImage, Flatten): apply it to the node ids."""
+    return layer(torch.from_numpy(nodes)[None])[0].numpy()
 
 
 @torch.no_grad()
@@ -17,6 +76,12 @@ def lower(model, meta: dict | None = None) -> Netlist:
     The netlist's popcount scores times ``1 / model.tau`` equal ``model.eval()(x)`` on every
     input, and its encoding applies the model's thermometer to raw features.
     """
+    from torch import nn
+
+    from lgn.nn import LogicConv2d, LogicLayer, OrPool2d, ThermometerImage
+
+    lowerings = {LogicLayer: _dense, LogicConv2d: _conv, OrPool2d: _or_pool, ThermometerImage: _reshape,
+                 nn.Flatten: _reshape}
     encoder = model.encoder
     thresholds = encoder.thresholds.detach().cpu().to(torch.float64).numpy()
     num_features, num_bits = thresholds.shape
@@ -27,21 +92,20 @@ def lower(model, meta: dict | None = None) -> Netlist:
         threshold=thresholds.reshape(-1),
         dtype=getattr(model, "feature_dtype", "float32"),
     )
-    ops, a, b = [], [], []
-    prev = 2 + np.arange(num_inputs)  # node ids feeding the current layer
-    next_id = 2 + num_inputs
+    nodes = 2 + np.arange(num_inputs)  # node ids feeding the current layer
+    out = _Gates(2 + num_inputs)
     for layer in model.layers:
-        ops.append(layer.gate_ops().cpu().numpy().astype(np.uint8))
-        a.append(prev[layer.idx_a.cpu().numpy()])
-        b.append(prev[layer.idx_b.cpu().numpy()])
-        prev = next_id + np.arange(layer.out_dim)
-        next_id += layer.out_dim
+        lowering = lowerings.get(type(layer))
+        if lowering is None:
+            raise TypeError(f"cannot lower a {type(layer).__name__} layer")
+        nodes = lowering(layer, nodes, out)
+    empty = np.zeros(0, np.int64)
     return Netlist(
         num_inputs=num_inputs,
-        op=np.concatenate(ops),
-        a=np.concatenate(a),
-        b=np.concatenate(b),
-        outputs=prev,
+        op=np.concatenate(out.op) if out.op else empty.astype(np.uint8),
+        a=np.concatenate(out.a) if out.a else empty,
+        b=np.concatenate(out.b) if out.b else empty,
+        outputs=nodes.reshape(-1),
         num_classes=model.num_classes,
         tau=model.tau,
         encoding=encoding,

@@ -14,6 +14,11 @@ import click
 __all__ = ["main"]
 
 
+def _arch_presets() -> str:
+    """The ``--arch`` presets for ``--help`` (read without importing torch)."""
+    return "conv (digits, fashion-mnist, mnist, cifar10), dense (digits, fashion-mnist, mnist, cifar10)"
+
+
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Exception types that mean bad input: printed as one line, exit status 1."""
     from lgn.compile.netlist import NetlistError
@@ -61,8 +66,14 @@ def main():
               help="Where dataset files are (default: $LGN_DATA, system paths, then the download cache).")
 @click.option("--no-download", is_flag=True, help="Never download missing dataset files.")
 @click.option("--mirror", default=None, help="Base URL replacing the official dataset download location.")
-@click.option("--layers", type=click.IntRange(min=1), default=None, help="Logic layers [dataset preset].")
-@click.option("--width", type=click.IntRange(min=1), default=None, help="Gates per layer [dataset preset].")
+@click.option("--arch", default=None,
+              help="Architecture: a preset name (conv: the dataset's convolutional net; dense: its dense "
+                   "preset, the default) or a model spec such as \"thermo(3, uniform) conv(32, k=3, p=1, d=3) "
+                   "orpool(2) flatten dense(4000) groupsum(tau=20)\" (blocks: thermo, conv, orpool, flatten, "
+                   "dense, groupsum; see lgn.nn.spec). Presets: " + _arch_presets() + ".")
+@click.option("--layers", type=click.IntRange(min=1), default=None,
+              help="Logic layers of a dense net (shorthand for --arch \"dense(WIDTH)*LAYERS\") [dataset preset].")
+@click.option("--width", type=click.IntRange(min=1), default=None, help="Gates per dense layer [dataset preset].")
 @click.option("--tau", type=click.FloatRange(min=0, min_open=True), default=None,
               help="GroupSum temperature [dataset preset].")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Training epochs [dataset preset].")
@@ -84,6 +95,9 @@ def main():
 @click.option("--pass-decay", type=click.FloatRange(min=0), default=None,
               help="Per-step decay (times the lr) of gate logits toward the pass-through gate: gates "
                    "the data does not need become wires, and the circuit smaller [dataset preset; 0].")
+@click.option("--augment", default=None,
+              help="Image datasets: random training-time changes, comma-joined: shift=N (translate by up to "
+                   "N pixels, edges repeated), flip (mirror left-right) [dataset preset; none].")
 @click.option("--encoder-bits", type=click.IntRange(min=1), default=None,
               help="Thermometer thresholds per feature [dataset default].")
 @click.option("--encoder-method", type=click.Choice(["uniform", "quantile"]), default=None,
@@ -94,29 +108,40 @@ def main():
 @click.option("--resume", is_flag=True, help="Continue the run saved at --out exactly where it stopped.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 @_friendly
-def train(dataset, data_dir, no_download, mirror, out, resume, progress, device, seed, **overrides):
+def train(dataset, data_dir, no_download, mirror, out, resume, progress, device, seed, arch, **overrides):
     """Train a logic gate network; write a checkpoint after every epoch and on Ctrl-C.
+
+    \b
+    Examples:
+      lgn train --dataset digits --arch conv
+      lgn train --dataset fashion-mnist --arch "conv(16, k=3, p=1) orpool(2) flatten dense(2000)"
+      lgn train --dataset fashion-mnist --layers 6 --width 8000
 
     Launch with ``torchrun --nproc-per-node N`` to train data-parallel (gloo on CPU, nccl on GPU).
     """
     from lgn import data as datasets
-    from lgn.train import TrainConfig
+    from lgn.train import TrainConfig, resolve_arch
     from lgn.train import train as run_training
     from lgn.train.checkpoint import check_writable
 
     out = Path(out or Path("runs") / dataset.split(":")[-1].replace("/", "_").removesuffix(".npz") / "model.pt")
-    config = TrainConfig.for_dataset(dataset, data_dir=data_dir, seed=seed, device=device, **overrides)
+    if resume and arch is not None:
+        raise ValueError("--resume continues the architecture saved at --out: drop --arch")
+    config = TrainConfig.for_dataset(dataset, arch=arch, data_dir=data_dir, seed=seed, device=device, **overrides)
     if resume and not out.exists():
         raise ValueError(f"--resume: no checkpoint at {out}")
     check_writable(out)  # before the data is loaded: a bad --out fails at once
     data = datasets.load(dataset, data_dir, download=not no_download, mirror=mirror)
+    shape = f" ({'x'.join(map(str, data.image_shape))} images)" if data.image_shape else ""
     click.echo(
         f"dataset {data.name}: {len(data.x_train)} train / {len(data.x_test)} test, "
-        f"{data.x_train.shape[1]} features, {data.num_classes} classes"
+        f"{data.x_train.shape[1]} features{shape}, {data.num_classes} classes"
     )
     if not resume:
+        spec = resolve_arch(config, data)  # a spec that does not fit the data stops here, before training
+        gates = spec.num_gates(data.x_train.shape[1], spec.thermo.bits, data.image_shape)
         click.echo(
-            f"model: {config.layers} x {config.width} gates, tau {config.tau or 'auto'}, "
+            f"model: {spec} ({gates:,} gates), {config.parametrization} gates, init {config.init}, "
             f"lr {config.lr}, batch {config.batch_size}, {config.steps or config.epochs} "
             f"{'steps' if config.steps else 'epochs'}"
         )

@@ -64,7 +64,8 @@ def load_cifar10(name: str, options: LoadOptions) -> Dataset:
     x_train = np.concatenate([x for x, _ in train]).astype(np.float32)
     y_train = np.concatenate([y for _, y in train])
     return Dataset(name, x_train, y_train, x_test.astype(np.float32), y_test, num_classes=10,
-                   feature_dtype="uint8", encoding=ENCODING, class_names=names, source=source)
+                   feature_dtype="uint8", encoding=ENCODING, class_names=names, source=source,
+                   image_shape=(3, 32, 32))
 
 
 def parse_batch(data: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:

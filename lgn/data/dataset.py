@@ -104,6 +104,9 @@ class Dataset:
         Human-readable name of each class (the original label text for files).
     source : str
         Where the data came from: a path, a URL's file, or the generator.
+    image_shape : tuple of int or None
+        ``(channels, height, width)`` of image datasets, whose features are the pixels
+        channel-major then row-major (``c*H*W + y*W + x``); ``None`` for tabular data.
     """
 
     name: str
@@ -116,6 +119,7 @@ class Dataset:
     encoding: Encoding
     class_names: tuple[str, ...] = field(default=())
     source: str = ""
+    image_shape: tuple[int, int, int] | None = None
 
     def __post_init__(self):
         where = self.name
@@ -149,6 +153,14 @@ class Dataset:
             check_fits(x, self.feature_dtype, f"{where}: x_{split}")
             object.__setattr__(self, f"x_{split}", x)
             object.__setattr__(self, f"y_{split}", y.astype(np.int64, copy=False))
+        if self.image_shape is not None:
+            shape = tuple(self.image_shape) if isinstance(self.image_shape, (tuple, list)) else ()
+            if (len(shape) != 3 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                                           and v >= 1 for v in shape)
+                    or int(np.prod(shape)) != num_features):
+                raise DatasetError(f"{where}: image_shape {self.image_shape!r} must be three positive "
+                                   f"integers (C, H, W) whose product is the {num_features} features")
+            object.__setattr__(self, "image_shape", tuple(int(v) for v in shape))
 
     @property
     def num_features(self) -> int:

@@ -71,7 +71,8 @@ def load_mnist(name: str, options: LoadOptions) -> Dataset:
     x_train, y_train = _read_pair(paths[0], paths[1])
     x_test, y_test = _read_pair(paths[2], paths[3])
     return Dataset(name, x_train, y_train, x_test, y_test, num_classes=10, feature_dtype="uint8",
-                   encoding=ENCODINGS[name], class_names=CLASS_NAMES[name], source=str(paths[0].parent))
+                   encoding=ENCODINGS[name], class_names=CLASS_NAMES[name], source=str(paths[0].parent),
+                   image_shape=(1, 28, 28))
 
 
 def _read_pair(images_path, labels_path) -> tuple[np.ndarray, np.ndarray]:

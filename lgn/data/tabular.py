@@ -50,7 +50,7 @@ def load_digits(name: str, options: LoadOptions) -> Dataset:
                                              options.seed, name)
     return Dataset(name, x_train, y_train, x_test, y_test, num_classes=10, feature_dtype="uint8",
                    encoding=DIGITS_ENCODING, class_names=tuple(str(d) for d in range(10)),
-                   source="sklearn.datasets.load_digits")
+                   source="sklearn.datasets.load_digits", image_shape=(1, 8, 8))
 
 
 def load_npz(path: str, options: LoadOptions) -> Dataset:

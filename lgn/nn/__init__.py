@@ -1,6 +1,7 @@
-"""Differentiable logic gate layers: the gate table, functional ops and modules."""
+"""Differentiable logic gate layers: the gate table, functional ops, modules and the model spec."""
 
 from . import functional, gates
-from .modules import GroupSum, LogicLayer, LogicNet, Thermometer
+from .modules import GroupSum, LogicConv2d, LogicLayer, LogicNet, LogicStack, OrPool2d, Thermometer, ThermometerImage
 
-__all__ = ["gates", "functional", "LogicLayer", "GroupSum", "Thermometer", "LogicNet"]
+__all__ = ["gates", "functional", "LogicLayer", "GroupSum", "Thermometer", "LogicNet", "LogicConv2d", "OrPool2d",
+           "ThermometerImage", "LogicStack"]

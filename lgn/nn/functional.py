@@ -10,7 +10,9 @@ __all__ = [
     "gate_coefficients", "hard_gate_coefficients", "table_coefficients", "hard_table_coefficients",
     "table_gate_ops", "logic_layer", "logic_layer_feature_major", "logic_layer_batch_major",
     "logic_layer_reference", "group_sum_feature_major",
-    "group_sum", "thermometer",
+    "group_sum", "thermometer", "thermometer_image",
+    "conv_output_size", "conv_leaf_index", "conv_patch_index", "logic_conv2d", "logic_conv2d_unfold",
+    "logic_tree", "or_pool2d",
 ]
 
 _COEFFICIENTS = torch.from_numpy(gates.COEFFICIENTS.copy())
@@ -250,3 +252,137 @@ def group_sum_feature_major(x: torch.Tensor, k: int, tau: float) -> torch.Tensor
 def thermometer(x: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
     """Encode ``x`` ``(..., F)`` as bits ``x[f] > thresholds[f, t]``, flattened feature-major."""
     return (x.unsqueeze(-1) > thresholds).flatten(-2).to(thresholds.dtype)
+
+
+def thermometer_image(bits: torch.Tensor, image_shape, num_bits: int) -> torch.Tensor:
+    """View thermometer bits ``(N, C*H*W*num_bits)`` of ``(C, H, W)`` images as ``(N, C*num_bits, H, W)``.
+
+    The bits come feature-major from :func:`thermometer` (feature ``(c*H + y)*W + x``, threshold
+    ``t`` innermost); channel ``c*num_bits + t`` of the result is threshold ``t`` of image
+    channel ``c``. Works on any dtype (lowering applies it to node ids).
+    """
+    channels, height, width = image_shape
+    image = bits.reshape(bits.shape[0], channels, height, width, num_bits)
+    return image.permute(0, 1, 4, 2, 3).reshape(bits.shape[0], channels * num_bits, height, width)
+
+
+def conv_output_size(size: int, kernel_size: int, stride: int, padding: int) -> int:
+    """Output positions along one axis of a ``kernel_size`` window at ``stride`` over padded ``size``."""
+    return (size + 2 * padding - kernel_size) // stride + 1
+
+
+def conv_leaf_index(in_shape, leaf_channel: torch.Tensor, leaf_row: torch.Tensor, leaf_col: torch.Tensor,
+                    kernel_size: int, stride: int, padding: int) -> torch.Tensor:
+    """Flat input position of every tree leaf at every output position of a logic convolution.
+
+    Parameters
+    ----------
+    in_shape : (C, H, W)
+        Shape of one input image.
+    leaf_channel, leaf_row, leaf_col : LongTensor, shape (out_channels, leaves)
+        Each leaf's input channel and its row and column inside the ``kernel_size`` window.
+    kernel_size, stride, padding : int
+
+    Returns
+    -------
+    LongTensor, shape (H_out * W_out, out_channels, leaves)
+        Index into the image flattened channel-major, ``c*H*W + y*W + x``; ``C*H*W`` (one past
+        the end) marks a leaf that falls on the zero padding.
+    """
+    channels, height, width = in_shape
+    out_h = conv_output_size(height, kernel_size, stride, padding)
+    out_w = conv_output_size(width, kernel_size, stride, padding)
+    device = leaf_channel.device
+    y = (torch.arange(out_h, device=device) * stride - padding).view(-1, 1, 1, 1) + leaf_row
+    x = (torch.arange(out_w, device=device) * stride - padding).view(1, -1, 1, 1) + leaf_col
+    index = leaf_channel * (height * width) + y * width + x
+    inside = (y >= 0) & (y < height) & (x >= 0) & (x < width)
+    index = torch.where(inside, index, channels * height * width)
+    return index.reshape(out_h * out_w, *leaf_channel.shape)
+
+
+def conv_patch_index(leaf_channel: torch.Tensor, leaf_row: torch.Tensor, leaf_col: torch.Tensor,
+                     kernel_size: int) -> torch.Tensor:
+    """Each leaf's row in :func:`torch.nn.functional.unfold`'s patch (``c*k*k + row*k + col``)."""
+    return (leaf_channel * kernel_size + leaf_row) * kernel_size + leaf_col
+
+
+def logic_tree(h: torch.Tensor, coef: torch.Tensor) -> torch.Tensor:
+    """Reduce ``out`` trees, level by level, from their lowest gates to their roots.
+
+    ``h`` ``(..., out * m)`` holds the outputs of each tree's ``m`` lowest gates (tree-major);
+    ``coef`` ``(out, m - 1, 4)`` the coefficients of the gates above them, level by level: gate
+    ``j`` of a level reads outputs ``2j`` and ``2j + 1`` of the level below. Returns ``(..., out)``.
+    Every level is one :func:`logic_layer`.
+    """
+    out, start = coef.shape[0], 0
+    m = h.shape[-1] // out
+    while m > 1:
+        m //= 2
+        even = torch.arange(0, 2 * out * m, 2, device=h.device)
+        h = logic_layer(h, even, even + 1, coef[:, start : start + m].reshape(-1, 4))
+        start += m
+    return h
+
+
+def _tree_output(h: torch.Tensor, coef: torch.Tensor, out_size) -> torch.Tensor:
+    """Finish the trees over ``h`` ``(N, P, out * L/2)``; return ``(N, out, H_out, W_out)``."""
+    roots = logic_tree(h, coef[:, (coef.shape[1] + 1) // 2 :])
+    return roots.view(h.shape[0], *out_size, coef.shape[0]).permute(0, 3, 1, 2)
+
+
+def logic_conv2d(x: torch.Tensor, index: torch.Tensor, coef: torch.Tensor, out_size) -> torch.Tensor:
+    """Apply weight-shared logic-gate trees at every position of ``x`` (gathering each leaf directly).
+
+    Parameters
+    ----------
+    x : Tensor, shape (N, C, H, W)
+        Inputs in [0, 1].
+    index : LongTensor, shape (H_out * W_out, out_channels, leaves)
+        From :func:`conv_leaf_index`; ``leaves = 2**depth``.
+    coef : Tensor, shape (out_channels, leaves - 1, 4)
+        Coefficients of each tree's gates, level by level from the leaves up: gate ``j < leaves/2``
+        reads leaves ``2j`` and ``2j + 1``; see :func:`logic_tree` for the levels above; the root
+        is last. The same for every position (weight sharing).
+    out_size : (H_out, W_out)
+
+    Returns
+    -------
+    Tensor, shape (N, out_channels, H_out, W_out)
+
+    Notes
+    -----
+    The lowest tree level is one :func:`logic_layer` over the flattened input plus one constant-0
+    slot (the padding) whose gates are all (position, tree, gate) triples; no ``unfold`` of the
+    input is materialized. :func:`logic_conv2d_unfold` computes the same through an unfold.
+    """
+    n = x.shape[0]
+    flat = torch.cat([x.reshape(n, -1), x.new_zeros(n, 1)], dim=1)
+    positions, out, leaves = index.shape
+    half = leaves // 2
+    lowest = coef[:, :half].reshape(1, out * half, 4).expand(positions, -1, -1).reshape(-1, 4)
+    h = logic_layer(flat, index[..., 0::2].reshape(-1), index[..., 1::2].reshape(-1), lowest)
+    return _tree_output(h.view(n, positions, out * half), coef, out_size)
+
+
+def logic_conv2d_unfold(x: torch.Tensor, patch_index: torch.Tensor, coef: torch.Tensor, kernel_size: int,
+                        stride: int, padding: int) -> torch.Tensor:
+    """:func:`logic_conv2d` through a materialized :func:`~torch.nn.functional.unfold` of ``x``.
+
+    ``patch_index`` ``(out_channels, leaves)`` comes from :func:`conv_patch_index`; the result is
+    the same. Kept to measure the gather against (``bench/conv.py``).
+    """
+    n, _, height, width = x.shape
+    out_size = (conv_output_size(height, kernel_size, stride, padding),
+                conv_output_size(width, kernel_size, stride, padding))
+    patches = torch.nn.functional.unfold(x, kernel_size, padding=padding, stride=stride)
+    patches = patches.transpose(1, 2).contiguous()  # (N, P, C*k*k)
+    half = patch_index.shape[1] // 2
+    h = logic_layer(patches, patch_index[:, 0::2].reshape(-1), patch_index[:, 1::2].reshape(-1),
+                    coef[:, :half].reshape(-1, 4))
+    return _tree_output(h, coef, out_size)
+
+
+def or_pool2d(x: torch.Tensor, window: int, stride: int) -> torch.Tensor:
+    """OR over each ``window x window`` patch at ``stride``, relaxed as the maximum (exact on 0/1)."""
+    return torch.nn.functional.max_pool2d(x, window, stride)

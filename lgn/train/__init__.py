@@ -1,7 +1,8 @@
 """Training: the loop, presets, and pickle-free atomic checkpoints."""
 
 from .checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
-from .loop import PRESETS, TrainConfig, TrainingError, TrainResult, evaluate_accuracy, train
+from .loop import (ARCH_PRESETS, PRESETS, TrainConfig, TrainingError, TrainResult, evaluate_accuracy, resolve_arch,
+                   train)
 
-__all__ = ["TrainConfig", "TrainResult", "TrainingError", "train", "evaluate_accuracy", "PRESETS",
-           "CheckpointError", "save_checkpoint", "load_checkpoint", "load_model"]
+__all__ = ["TrainConfig", "TrainResult", "TrainingError", "train", "evaluate_accuracy", "PRESETS", "ARCH_PRESETS",
+           "resolve_arch", "CheckpointError", "save_checkpoint", "load_checkpoint", "load_model"]

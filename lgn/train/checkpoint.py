@@ -33,7 +33,7 @@ import torch
 from lgn import files
 from lgn.compile.netlist import FEATURE_DTYPES, MAX_INPUTS
 from lgn.files import InputFileError, OutputPathError, write_atomic
-from lgn.nn import LogicNet, Thermometer, gates
+from lgn.nn import LogicStack, Thermometer, spec
 from lgn.nn.modules import CONNECTIONS, INITS, PARAMETRIZATIONS
 
 __all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "build_model", "load_model",
@@ -45,6 +45,8 @@ VERSION = 1
 #: Config keys that define the model's architecture (the rest are training settings).
 MODEL_KEYS = ("num_classes", "layers", "width", "tau", "connections", "init", "seed", "feature_dtype",
               "parametrization")
+#: Keys a config with an ``arch`` (a model spec) need not have: the spec holds the layers and tau.
+ARCH_KEYS = ("layers", "width", "tau")
 #: Defaults for model keys that older checkpoints may lack.
 MODEL_DEFAULTS = {"parametrization": "gates"}
 #: Sane limits for the config's counts (the tensors present must match them as well).
@@ -230,7 +232,8 @@ def validate_config(config: dict) -> dict:
     Raises :class:`ValueError` naming the first bad key.
     """
     config = {**MODEL_DEFAULTS, **config}
-    missing = [k for k in MODEL_KEYS if k not in config]
+    arch = config.get("arch")
+    missing = [k for k in MODEL_KEYS if k not in config and not (arch and k in ARCH_KEYS)]
     if missing:
         raise ValueError(f"config lacks {', '.join(missing)}")
 
@@ -240,13 +243,21 @@ def validate_config(config: dict) -> dict:
             raise ValueError(f"config: '{key}' must be an integer in {low}..{high}, got {_short(value)}")
         return value
 
-    integer("layers", 1, MAX_LAYERS)
-    width = integer("width", 1, MAX_WIDTH)
-    classes = integer("num_classes", 1, width)
-    if width % classes:
-        raise ValueError(f"config: 'width' {width} is not a multiple of 'num_classes' {classes}")
+    if arch:
+        integer("num_classes", 1, MAX_WIDTH)
+        shape = config.get("image_shape")
+        if shape is not None and not (isinstance(shape, (list, tuple)) and len(shape) == 3
+                                      and all(_is_int(v) and 1 <= v <= MAX_INPUTS for v in shape)):
+            raise ValueError(f"config: 'image_shape' must be 3 positive integers, got {_short(shape)}")
+        spec.from_config(config)  # a malformed spec is a SpecError (ValueError) naming its block
+    else:
+        integer("layers", 1, MAX_LAYERS)
+        width = integer("width", 1, MAX_WIDTH)
+        classes = integer("num_classes", 1, width)
+        if width % classes:
+            raise ValueError(f"config: 'width' {width} is not a multiple of 'num_classes' {classes}")
     integer("seed", -(1 << 63), (1 << 64) - 1)
-    tau = config["tau"]
+    tau = config.get("tau")
     if tau is not None and not (isinstance(tau, (int, float)) and not isinstance(tau, bool)
                                 and _finite_positive(tau)):
         raise ValueError(f"config: 'tau' must be a positive finite number or None, got {_short(tau)}")
@@ -282,20 +293,15 @@ class TensorSpec:
 def implied_shapes(config: dict, encoder_shape: tuple[int, int]) -> dict[str, TensorSpec]:
     """The state-dict entries :func:`build_model` would create for a validated ``config``.
 
-    Computed arithmetically, without building the model, so a config that claims far more
-    than its file holds is rejected at once. ``encoder_shape`` is the thermometer's
-    ``(num_features, num_bits)``.
+    Computed arithmetically from the model spec (:func:`lgn.nn.spec.parameter_shapes`), without
+    building the model, so a config that claims far more than its file holds is rejected at once.
+    ``encoder_shape`` is the thermometer's ``(num_features, num_bits)``.
     """
     features, bits = encoder_shape
-    width, per_gate = config["width"], 4 if config["parametrization"] == "table" else gates.NUM_GATES
-    specs = {"encoder.thresholds": TensorSpec((features, bits), "float")}
-    in_dim = features * bits
-    for i in range(config["layers"]):
-        specs[f"layers.{i}.weights"] = TensorSpec((width, per_gate), "float")
-        specs[f"layers.{i}.idx_a"] = TensorSpec((width,), "index", in_dim)
-        specs[f"layers.{i}.idx_b"] = TensorSpec((width,), "index", in_dim)
-        in_dim = width
-    return specs
+    bounds = spec.index_bounds(config, features, bits)
+    return {key: TensorSpec(tuple(shape), "index", bounds[key]) if key in bounds
+            else TensorSpec(tuple(shape), "float")
+            for key, shape in spec.parameter_shapes(config, features, bits).items()}
 
 
 def _check_weights(path: Path, weights: dict, specs: dict[str, TensorSpec]) -> None:
@@ -322,15 +328,19 @@ def _check_weights(path: Path, weights: dict, specs: dict[str, TensorSpec]) -> N
             if tensor.dtype != torch.int64:
                 raise mismatch(f"'{key}' has dtype {tensor.dtype}, expected torch.int64")
             if tensor.numel() and (tensor.min() < 0 or tensor.max() >= spec.index_bound):
-                raise CheckpointError(f"{path}: {key} indexes outside the layer's {spec.index_bound} inputs")
+                raise CheckpointError(f"{path}: {key} indexes outside 0..{spec.index_bound - 1}")
 
 
-def build_model(config: dict, encoder: Thermometer) -> LogicNet:
-    """Build the (untrained) LogicNet that ``config`` describes around ``encoder``."""
-    return LogicNet(encoder, **{k: config[k] for k in MODEL_KEYS})
+def build_model(config: dict, encoder: Thermometer) -> LogicStack:
+    """Build the (untrained) model that ``config`` describes around ``encoder`` (see :func:`lgn.nn.spec.build`).
+
+    A config with an ``arch`` is built from that spec; one without (written before specs existed)
+    from ``layers`` x ``width`` dense layers, with exactly the parameters it always had.
+    """
+    return spec.build(config, encoder)
 
 
-def load_model(path: str | os.PathLike, state: dict | None = None) -> tuple[LogicNet, dict]:
+def load_model(path: str | os.PathLike, state: dict | None = None) -> tuple[LogicStack, dict]:
     """Return ``(model in eval mode, config)`` from a checkpoint, checked before it is built."""
     state = state if state is not None else load_checkpoint(path)
     try:
@@ -345,7 +355,11 @@ def load_model(path: str | os.PathLike, state: dict | None = None) -> tuple[Logi
     if not (features >= 1 and bits >= 1 and features * bits <= MAX_INPUTS):
         raise CheckpointError(f"{path}: 'encoder.thresholds' has shape {tuple(thresholds.shape)}, "
                               f"expected (features, bits) with 1..{MAX_INPUTS} input bits")
-    _check_weights(Path(path), weights, implied_shapes(config, (features, bits)))
+    try:
+        specs = implied_shapes(config, (features, bits))
+    except (TypeError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"{path}: config is invalid: {files.first_line(exc)}") from None
+    _check_weights(Path(path), weights, specs)
     try:
         model = build_model(config, Thermometer(thresholds))
         model.load_state_dict(weights)

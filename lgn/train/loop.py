@@ -16,11 +16,12 @@ import torch
 import torch.distributed as dist
 from torch.nn.functional import cross_entropy
 
-from lgn.nn import LogicLayer, Thermometer
+from lgn.nn import LogicConv2d, LogicLayer, Thermometer, spec
 
 from .checkpoint import build_model, check_writable, load_checkpoint, load_model, save_checkpoint
 
-__all__ = ["TrainConfig", "TrainingError", "TrainResult", "train", "PRESETS", "evaluate_accuracy"]
+__all__ = ["TrainConfig", "TrainingError", "TrainResult", "train", "PRESETS", "ARCH_PRESETS", "evaluate_accuracy",
+           "resolve_arch"]
 
 
 class TrainingError(RuntimeError):
@@ -38,14 +39,39 @@ PRESETS = {
 }
 DEFAULTS = dict(layers=4, width=2000, tau=None, epochs=50, batch_size=128, lr=0.01, init="random")
 
+#: ``--arch NAME`` presets: per dataset, an architecture (``arch``, a spec) and its training
+#: settings. ``dense`` is :data:`PRESETS`.
+ARCH_PRESETS = {
+    "conv": {
+        "digits": dict(arch="thermo(4, uniform) conv(64, k=3, p=1, d=3) orpool(2) conv(128, k=3, p=1, d=3) flatten "
+                            "dense(4000) dense(2000) groupsum(tau=10)",
+                       epochs=30, batch_size=64, lr=0.1, parametrization="table", init="residual"),
+        "fashion-mnist": dict(arch="thermo(3, uniform) conv(32, k=4, s=2, p=1, d=3) orpool(2) conv(64, k=3, p=1, d=3) "
+                                   "conv(128, k=3, p=1, d=3) orpool(2) flatten dense(4000) groupsum(tau=20)",
+                              epochs=3, batch_size=128, lr=0.05, parametrization="table", init="residual",
+                              lr_schedule="cosine"),
+    },
+}
+# MNIST: the same net on its 1-bit (127.5) encoding; CIFAR-10: the same spec on 3 channels x 3 bits.
+ARCH_PRESETS["conv"]["mnist"] = {**ARCH_PRESETS["conv"]["fashion-mnist"],
+                                 "arch": ARCH_PRESETS["conv"]["fashion-mnist"]["arch"].replace("thermo(3,", "thermo(1,")}
+ARCH_PRESETS["conv"]["cifar10"] = dict(ARCH_PRESETS["conv"]["fashion-mnist"])
+ARCH_PRESETS["dense"] = PRESETS
+
+
+def preset_help() -> str:
+    """One line per ``--arch`` preset and the datasets it has settings for (for ``--help``)."""
+    return "; ".join(f"{name} ({', '.join(by_dataset)})" for name, by_dataset in ARCH_PRESETS.items())
+
 
 @dataclass
 class TrainConfig:
     """Everything that defines a run; stored in every checkpoint."""
 
     dataset: str = "digits"
-    layers: int = 4
-    width: int = 2000
+    arch: str | list | None = None  # model spec (lgn.nn.spec); None: layers x width dense layers
+    layers: int | None = 4
+    width: int | None = 2000
     tau: float | None = None
     epochs: int = 50
     steps: int | None = None  # stop after this many optimizer steps (overrides epochs)
@@ -57,18 +83,52 @@ class TrainConfig:
     init: str = "random"
     parametrization: str = "gates"  # 'gates' (softmax over 16) or 'table' (4 truth-table logits)
     pass_decay: float = 0.0  # per-step decay of gate logits toward the pass-through gate (x lr)
+    augment: str | None = None  # image datasets: 'shift=N' (random translations), 'flip' (mirror), comma-joined
     encoder_bits: int | None = None  # thermometer thresholds per feature (dataset default if None)
     encoder_method: str | None = None  # 'uniform' or 'quantile' (dataset default if None)
     data_dir: str | None = None
     device: str = "cpu"
     num_classes: int = 0  # filled from the dataset
     feature_dtype: str = "float32"  # filled from the dataset
+    image_shape: list | None = None  # filled from the dataset: [C, H, W] of image datasets
 
     @classmethod
-    def for_dataset(cls, dataset: str, **overrides) -> "TrainConfig":
-        """The preset for ``dataset`` with ``overrides`` (``None`` values are ignored)."""
-        values = {**DEFAULTS, **PRESETS.get(dataset.split(":")[0], {})}
-        values.update({k: v for k, v in overrides.items() if v is not None})
+    def for_dataset(cls, dataset: str, arch: str | None = None, **overrides) -> "TrainConfig":
+        """The preset for ``dataset`` with ``overrides`` (``None`` values are ignored).
+
+        ``arch`` is a model spec (see :mod:`lgn.nn.spec`) or a preset name of
+        :data:`ARCH_PRESETS` (``'conv'``, ``'dense'``), whose settings for ``dataset`` are the
+        defaults then. ``encoder_bits``, ``encoder_method`` and ``tau`` given in ``overrides``
+        replace the spec's thermo and groupsum values. The spec's syntax is checked here; its
+        fit to the data when training starts (:func:`resolve_arch`).
+        """
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        name = dataset.split(":")[0]
+        if arch is not None and arch.strip() in ARCH_PRESETS:
+            presets = ARCH_PRESETS[arch.strip()]
+            if name not in presets and arch.strip() != "dense":  # dense: the defaults where no preset is
+                raise spec.SpecError(f"--arch {arch.strip()}: no preset for dataset {dataset!r} "
+                                     f"(it has presets for {', '.join(presets)})")
+            values = {**DEFAULTS, **presets.get(name, {})}
+        else:
+            values = {**DEFAULTS, **PRESETS.get(name, {})}
+            if arch is not None:
+                values["arch"] = arch
+        if values.get("arch") is not None:
+            given = [f"--{k}" for k in ("layers", "width") if k in overrides]
+            if given:
+                raise spec.SpecError(f"{'/'.join(given)} describe a dense net: with --arch, give the layers in "
+                                     "the spec (e.g. dense(8000)*4)")
+            source = values["arch"]
+            parsed = spec.parse(source) if isinstance(source, str) else spec.from_json(source)
+            changed = parsed.with_encoder(overrides.pop("encoder_bits", None), overrides.pop("encoder_method", None))
+            if "tau" in overrides:
+                changed = changed.with_tau(overrides.pop("tau"))
+            thermo = changed.thermo or spec.Thermo()
+            # the text as given while nothing changed it, so that errors quote the user's blocks
+            values.update(arch=source if changed is parsed else str(changed), layers=None, width=None,
+                          tau=changed.head.tau, encoder_bits=thermo.bits, encoder_method=thermo.method)
+        values.update(overrides)
         return cls(dataset=dataset, **values)
 
 
@@ -81,6 +141,62 @@ class TrainResult:
     interrupted: bool = False
 
 
+def resolve_arch(config: TrainConfig, data) -> spec.Spec:
+    """The complete model spec of ``config`` for ``data``, checked to fit (before anything is built).
+
+    ``config.arch`` if set, else ``config.layers`` x ``config.width`` dense layers; the encoder
+    comes from the spec's thermo block, else ``config.encoder_bits``/``encoder_method``, else the
+    dataset's default. Raises :class:`lgn.nn.spec.SpecError` naming the block that does not fit.
+    """
+    num_classes = int(data.num_classes)
+    if config.arch is None:
+        if config.width % num_classes:
+            raise TrainingError(f"--width {config.width} must be a multiple of the {num_classes} classes")
+        arch = spec.dense_spec(config.layers, config.width, config.tau)
+    else:
+        arch = spec.parse(config.arch) if isinstance(config.arch, str) else spec.from_json(config.arch)
+    encoding = data.encoding
+    bits = config.encoder_bits if config.encoder_bits is not None else encoding.bits
+    method = config.encoder_method if config.encoder_method is not None else encoding.method
+    return arch.resolve(int(np.asarray(data.x_train).shape[1]), num_classes, getattr(data, "image_shape", None),
+                        bits, method)
+
+
+def parse_augment(text: str | None, image_shape) -> dict:
+    """``'shift=1,flip'`` -> ``{'shift': 1, 'flip': True}``; raises :class:`TrainingError` when malformed."""
+    if not text:
+        return {}
+    if image_shape is None:
+        raise TrainingError(f"--augment {text}: augmentation needs an image dataset (this one has no image shape)")
+    options = {}
+    for part in text.split(","):
+        key, eq, value = part.strip().partition("=")
+        if key == "shift" and eq and value.isdigit() and 0 < int(value) < min(image_shape[1:]):
+            options["shift"] = int(value)
+        elif key == "flip" and not eq:
+            options["flip"] = True
+        else:
+            raise TrainingError(f"--augment: cannot use {part.strip()!r} (expected shift=N with N >= 1, or flip)")
+    return options
+
+
+def _augment(x: torch.Tensor, image_shape, options: dict, generator: torch.Generator) -> torch.Tensor:
+    """Randomly translate (edge pixels repeated) and mirror the images ``x`` ``(N, C*H*W)``."""
+    n, (channels, height, width) = x.shape[0], image_shape
+    image = x.view(n, channels, height, width)
+    shift = options.get("shift", 0)
+    if shift:
+        dy, dx = torch.randint(-shift, shift + 1, (2, n, 1), generator=generator)
+        padded = torch.nn.functional.pad(image, (shift,) * 4, mode="replicate")
+        rows = (torch.arange(height) + shift - dy)[:, None, :, None]
+        cols = (torch.arange(width) + shift - dx)[:, None, None, :]
+        image = padded[torch.arange(n)[:, None, None, None], torch.arange(channels)[None, :, None, None], rows, cols]
+    if options.get("flip"):
+        mirrored = torch.rand(n, generator=generator) < 0.5
+        image = torch.where(mirrored[:, None, None, None], image.flip(-1), image)
+    return image.reshape(n, -1)
+
+
 def _encoder(config: TrainConfig, data) -> Thermometer:
     """The dataset's default thermometer, with ``--encoder-bits`` / ``--encoder-method`` applied."""
     encoding = data.encoding
@@ -88,8 +204,10 @@ def _encoder(config: TrainConfig, data) -> Thermometer:
         encoding = dataclasses.replace(encoding, bits=config.encoder_bits)
     if config.encoder_method is not None and config.encoder_method != encoding.method:
         x = np.asarray(data.x_train)
+        uniform = config.encoder_method == "uniform"
         encoding = dataclasses.replace(encoding, method=config.encoder_method,
-                                       low=float(x.min()), high=float(x.max()))
+                                       low=float(x.min()) if uniform else None,
+                                       high=float(x.max()) if uniform else None)
     return encoding.thermometer(data.x_train)
 
 
@@ -158,11 +276,16 @@ def train(config: TrainConfig, data, out: str | os.PathLike | None = None, resum
         device = torch.device("cuda", rank % torch.cuda.device_count())
     if out is not None and rank == 0:
         check_writable(out)
-    config = dataclasses.replace(config, num_classes=int(data.num_classes), feature_dtype=data.feature_dtype)
+    image_shape = getattr(data, "image_shape", None)
+    config = dataclasses.replace(config, num_classes=int(data.num_classes), feature_dtype=data.feature_dtype,
+                                 image_shape=list(image_shape) if image_shape is not None else None)
     if not 0 <= config.pass_decay * config.lr <= 1:
         raise TrainingError(f"--pass-decay {config.pass_decay} times --lr {config.lr} must lie in [0, 1]")
-    if config.width % config.num_classes:
-        raise TrainingError(f"--width {config.width} must be a multiple of the {config.num_classes} classes")
+    parse_augment(config.augment, config.image_shape)  # bad options stop here, before anything is built
+    if not resume:  # the spec is checked against the data before anything is built
+        arch = resolve_arch(config, data)
+        config = dataclasses.replace(config, arch=None if config.arch is None else arch.to_json(), tau=arch.head.tau,
+                                     encoder_bits=arch.thermo.bits, encoder_method=arch.thermo.method)
 
     x_train = torch.as_tensor(data.x_train, dtype=torch.float32)
     y_train = torch.as_tensor(data.y_train, dtype=torch.int64)
@@ -185,6 +308,7 @@ def train(config: TrainConfig, data, out: str | os.PathLike | None = None, resum
         torch.manual_seed(config.seed)
         model = build_model(config.__dict__, _encoder(config, data))
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    augment = parse_augment(config.augment, config.image_shape)
     model.to(device)
     _move_optimizer(optimizer, device)
     ddp_model = model
@@ -226,8 +350,8 @@ def train(config: TrainConfig, data, out: str | os.PathLike | None = None, resum
                 if stop.set:
                     break
                 idx = perm[batch * config.batch_size : (batch + 1) * config.batch_size]
-                idx = idx[rank::world]
-                xb, yb = x_train[idx].to(device), y_train[idx].to(device)
+                xb = _augment(x_train[idx], config.image_shape, augment, generator) if augment else x_train[idx]
+                xb, yb = xb[rank::world].to(device), y_train[idx[rank::world]].to(device)
                 loss = cross_entropy(ddp_model(xb), yb)
                 if not torch.isfinite(loss):
                     bar.close()
@@ -284,7 +408,7 @@ def _set_lr(optimizer, config: TrainConfig, step: int, total_steps: int) -> None
 def _pass_through_targets(model) -> list:
     """``(weights, logits of the pass-through gate)`` of every logic layer, on the weights' device."""
     return [(layer.weights, layer.pass_through_logits().to(layer.weights.device, layer.weights.dtype))
-            for layer in model.modules() if isinstance(layer, LogicLayer)]
+            for layer in model.modules() if isinstance(layer, (LogicLayer, LogicConv2d))]
 
 
 @torch.no_grad()
