@@ -96,7 +96,7 @@ def test_export_rejects_bad_test_vectors(tmp_path, digits_netlist):
 
 
 def test_missing_iverilog_is_a_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(hdl_sim.shutil, "which", lambda name: None)
+    monkeypatch.setattr(hdl_sim, "find_tool", lambda name: None)
     with pytest.raises(ToolMissingError, match="iverilog"):
         run_testbench(tmp_path / "tb.v", tmp_path / "m.v")
 
