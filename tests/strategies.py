@@ -30,16 +30,17 @@ FLT_MAX = float(F32.max)
 FLT_TRUE_MIN = float(np.float32(2.0**-149))
 FLT_MIN = float(F32.tiny)
 #: float32 values that sit at the edges of the format.
-FLOAT_EDGES = (0.0, FLT_TRUE_MIN, 2 * FLT_TRUE_MIN, FLT_MIN, float(np.nextafter(np.float32(FLT_MIN), 0)),
-               1.0, float(np.nextafter(np.float32(1), 2)), FLT_MAX, float(np.nextafter(np.float32(FLT_MAX), 0)))
+FLOAT_EDGES = (0.0, FLT_TRUE_MIN, 2 * FLT_TRUE_MIN, FLT_MIN,
+               float(np.nextafter(np.float32(FLT_MIN), 0)), 1.0, float(np.nextafter(np.float32(1), 2)),
+               FLT_MAX, float(np.nextafter(np.float32(FLT_MAX), 0)))
 
 
 def examples(count: int) -> settings:
     """Settings of a test that builds or simulates each drawn netlist: ``count`` examples, no
     deadline (a compiler or simulator run per example), fixtures shared across examples."""
     return settings(max_examples=count, deadline=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                           HealthCheck.data_too_large])
+                    suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                           HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
 def _limits(dtype: str) -> tuple[int, int]:
@@ -97,7 +98,7 @@ def _encoding(draw, num_inputs: int, dtypes, max_features: int) -> ThermometerEn
 def netlists(draw, max_inputs: int = 12, max_gates: int = 60, max_classes: int = 6,
              max_outputs_per_class: int = 12, encoding: bool | None = None,
              dtypes=FEATURE_DTYPES, max_features: int = 140, min_inputs: int = 0) -> Netlist:
-    """Draw a valid netlist (see the module docstring); ``encoding=None`` draws whether it has one."""
+    """Draw a valid netlist (see the module docstring); ``encoding=None`` draws if it has one."""
     num_inputs = draw(st.integers(min_inputs, max_inputs))
     num_gates = draw(st.integers(0, max_gates))
     first = 2 + num_inputs
@@ -111,7 +112,8 @@ def netlists(draw, max_inputs: int = 12, max_gates: int = 60, max_classes: int =
     num_nodes = first + num_gates
     num_classes = draw(st.integers(1, max_classes))
     per_class = draw(st.integers(1, max_outputs_per_class))
-    output = st.one_of(st.integers(0, num_nodes - 1), st.integers(max(0, num_nodes - 4), num_nodes - 1))
+    output = st.one_of(st.integers(0, num_nodes - 1),
+                       st.integers(max(0, num_nodes - 4), num_nodes - 1))
     outputs = draw(st.lists(output, min_size=num_classes * per_class,
                             max_size=num_classes * per_class))
     with_encoding = draw(st.booleans()) if encoding is None else encoding
@@ -129,8 +131,9 @@ def _float_pool(values) -> np.ndarray:
     with np.errstate(over="ignore"):
         for t in values:
             near = np.float32(t)
-            pool += [near, np.nextafter(near, np.float32(np.inf)), np.nextafter(near, np.float32(-np.inf))]
-    nans = np.array([0x7FC00001, 0xFFC00000, 0x7F800001, 0xFFFFFFFF], dtype=np.uint32).view(np.float32)
+            pool += [near, np.nextafter(near, np.float32(np.inf)),
+                     np.nextafter(near, np.float32(-np.inf))]
+    nans = np.array([0x7FC00001, 0xFFC00000, 0x7F800001, 0xFFFFFFFF], np.uint32).view(np.float32)
     return np.concatenate([np.array(pool, dtype=np.float32), nans])
 
 
@@ -149,7 +152,8 @@ def feature_pools(net: Netlist) -> list[np.ndarray]:
     pools = []
     for f in range(enc.num_features):
         values = enc.threshold[enc.feature == f].tolist()
-        pools.append(_float_pool(values) if enc.dtype == "float32" else _integer_pool(enc.dtype, values))
+        pools.append(_float_pool(values) if enc.dtype == "float32"
+                     else _integer_pool(enc.dtype, values))
     return pools
 
 
@@ -161,14 +165,17 @@ def features_for(draw, net: Netlist, max_rows: int = 200, min_rows: int = 0) -> 
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     enc = net.encoding
     if enc is None:
-        return (rng.random((rows, net.num_inputs)) < draw(st.sampled_from([0.5, 0.1, 0.9]))).astype(np.uint8)
+        density = draw(st.sampled_from([0.5, 0.1, 0.9]))
+        return (rng.random((rows, net.num_inputs)) < density).astype(np.uint8)
     if enc.dtype == "float32":
-        anywhere = rng.integers(0, 2**32, (rows, enc.num_features), dtype=np.uint64).astype(np.uint32).view(np.float32)
+        patterns = rng.integers(0, 2**32, (rows, enc.num_features), dtype=np.uint64)
+        anywhere = patterns.astype(np.uint32).view(np.float32)  # every bit pattern: NaN, inf, ...
         anywhere = np.where(rng.random(anywhere.shape) < 0.5, anywhere,
                             rng.normal(0, 10, anywhere.shape).astype(np.float32))
     else:
         low, high = _limits(enc.dtype)
-        anywhere = rng.integers(low, high + 1, (rows, enc.num_features), dtype=np.int64).astype(enc.dtype)
+        anywhere = rng.integers(low, high + 1, (rows, enc.num_features), dtype=np.int64)
+        anywhere = anywhere.astype(enc.dtype)
     x = anywhere.copy()
     pick = rng.random(x.shape) < draw(st.sampled_from([0.8, 0.5, 1.0]))
     for f, pool in enumerate(feature_pools(net)):

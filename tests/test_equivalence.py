@@ -2,8 +2,8 @@
 means, on hypothesis-drawn netlists (failures shrink to a minimal netlist) and on a trained model.
 
 reference == packed (numpy, torch) == C (gcc, clang) == Amaranth simulation == iverilog
-simulation of the emitted Verilog == BLIF and AIGER read back and evaluated by Yosys. The per-back-end
-files (test_c.py, test_hdl*.py) go through each back end's options in depth.
+simulation of the emitted Verilog == BLIF and AIGER read back and evaluated by Yosys. The files
+of each back end (test_c.py, test_hdl*.py) go through its options in depth.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ladder import c_models, check_c_model, check_packed, encoder_paths, verilog_mismatches, yosys_outputs
+from ladder import (c_models, check_c_model, check_packed, encoder_paths, verilog_mismatches,
+                    yosys_outputs)
 from lgn.compile import c, packed, reference
 from lgn.compile.netlist import Netlist, NetlistError, ThermometerEncoding
 from lgn.hdl import simulate
@@ -68,7 +69,8 @@ def test_reference_encoding_compares_exactly():
                                                              [0, 0, 1, 1, 1]]
     net = net.replace(encoding=ThermometerEncoding(2, [0, 0, 1, 1, 1], [0.0, -0.0, 1.0, 1 + 2**-30,
                                                                          -1e300], "float32"))
-    x = np.array([[-0.0, np.nextafter(np.float32(1), 2)], [np.nan, np.nan], [0.0, -np.inf]], np.float32)
+    above_one = np.nextafter(np.float32(1), 2)
+    x = np.array([[-0.0, above_one], [np.nan, np.nan], [0.0, -np.inf]], np.float32)
     assert reference.encode(net, x).astype(int).tolist() == [[0, 0, 1, 1, 1], [0, 0, 0, 0, 0],
                                                              [0, 0, 0, 0, 0]]
 
@@ -119,7 +121,8 @@ C_OPTIONS = {"style": st.sampled_from(c.STYLES), "word_bits": st.sampled_from(c.
 @pytest.mark.tools
 @examples(12)
 @given(data=st.data(), net=netlists(max_inputs=24, max_gates=40, max_classes=8,
-                                    max_outputs_per_class=20), pipeline=st.integers(0, 3), **C_OPTIONS)
+                                    max_outputs_per_class=20),
+       pipeline=st.integers(0, 3), **C_OPTIONS)
 def test_every_back_end_on_drawn_netlists(data, net, style, word_bits, path, pipeline):
     features = data.draw(features_for(net, min_rows=1, max_rows=2 * word_bits + 10))
     check_every_back_end(net, features, style, word_bits, path, pipeline)
@@ -129,7 +132,8 @@ def test_every_back_end_on_drawn_netlists(data, net, style, word_bits, path, pip
 @pytest.mark.tools
 @examples(60)
 @given(data=st.data(), net=netlists(max_inputs=60, max_gates=150, max_classes=16,
-                                    max_outputs_per_class=40), pipeline=st.integers(0, 4), **C_OPTIONS)
+                                    max_outputs_per_class=40),
+       pipeline=st.integers(0, 4), **C_OPTIONS)
 def test_every_back_end_on_larger_drawn_netlists(data, net, style, word_bits, path, pipeline):
     features = data.draw(features_for(net, min_rows=1, max_rows=2 * word_bits + 10))
     check_every_back_end(net, features, style, word_bits, path, pipeline)

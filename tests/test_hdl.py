@@ -69,8 +69,8 @@ def test_drawn_netlists_many(data, net, pipeline, group):
 def test_export_test_vectors_match(rng, dtype):
     # The random vectors lgn.hdl.export draws for its testbench, through the comparators.
     net = random_netlist(rng, 12, 40, 3, 4)
-    net = net.replace(encoding=ThermometerEncoding(4, rng.integers(0, 4, 12), rng.uniform(-9, 9, 12),
-                                                   dtype))
+    enc = ThermometerEncoding(4, rng.integers(0, 4, 12), rng.uniform(-9, 9, 12), dtype)
+    net = net.replace(encoding=enc)
     check(net, make_vectors(net, 24, 5), 1, stall_seed=5)
 
 

@@ -65,7 +65,8 @@ def test_iverilog_runs_of_drawn_netlists(data, net, pipeline, raw):
        pipeline=st.sampled_from([0, 2]), raw=st.booleans())
 def test_verilator_runs_of_drawn_netlists(data, net, pipeline, raw):
     raw = raw and net.encoding is not None
-    assert verilog_mismatches(net, drawn_inputs(data, net, raw, 60), pipeline, raw, "verilator") == 0
+    inputs = drawn_inputs(data, net, raw, 60)
+    assert verilog_mismatches(net, inputs, pipeline, raw, "verilator") == 0
 
 
 @pytest.mark.slow
