@@ -168,10 +168,10 @@ def _encoder(netlist: Netlist) -> _Encoder:
     const0, const1, compare = [], [], []  # compare: (input bit, feature, C threshold)
     if dtype == "float32":
         for i, (f, t) in enumerate(zip(feature.tolist(), threshold.tolist())):
-            with np.errstate(over="ignore"):
+            with np.errstate(over="ignore"):  # beyond FLT_MAX: inf, then FLT_MAX
                 t32 = np.float32(t)
-            if float(t32) > t:  # x > t  <=>  x > (largest float32 <= t) for float32 x
-                t32 = np.nextafter(t32, np.float32(-np.inf))
+                if float(t32) > t:  # x > t  <=>  x > (largest float32 <= t) for float32 x
+                    t32 = np.nextafter(t32, np.float32(-np.inf))
             compare.append((i, f, t32))  # -inf when t < -FLT_MAX: still exact
     else:
         info = np.iinfo(np_dtype)
@@ -520,6 +520,7 @@ def emit(netlist: Netlist, name: str = "model", *, word_bits: int = 64,
         "num_runs": len(enc.runs),
         "num_thresholds": max(1, len(enc.thresholds)),
         "feature_bytes": np.dtype(enc.np_dtype).itemsize,
+        "feature_signed": int(np.dtype(enc.np_dtype).kind == "i"),
         "compact": int(style == "table"),
         "num_const0": len(enc.const0),
         "num_const1": len(enc.const1),
@@ -602,8 +603,10 @@ class CModel:
             raise CBackendError(f"features have shape {x.shape}, expected (N, {self.num_features})")
         if self.netlist.encoding is None:
             x = x != 0
-        cast = np.ascontiguousarray(x, dtype=self.feature_dtype)
-        if cast.dtype != x.dtype and x.size and not np.array_equal(cast, x):
+        with np.errstate(all="ignore"):  # out-of-type values are reported below
+            cast = np.ascontiguousarray(x, dtype=self.feature_dtype)
+        exact = np.array_equal(cast, x, equal_nan=cast.dtype.kind == "f")
+        if cast.dtype != x.dtype and x.size and not exact:
             raise CBackendError(
                 f"features of type {x.dtype} are not all exact {self.feature_dtype} values "
                 f"(the model's feature type)"

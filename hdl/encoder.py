@@ -32,9 +32,10 @@ def float32_key(value) -> int:
 
 def _float_bound(threshold: float) -> int:
     """Key of the smallest float32 strictly above ``threshold``; zero is taken as ``-0.0``."""
-    nearest = np.float32(threshold)
-    if not float(nearest) > threshold:
-        nearest = np.nextafter(nearest, np.float32(np.inf))
+    with np.errstate(over="ignore"):  # beyond FLT_MAX: inf, which is above every threshold
+        nearest = np.float32(threshold)
+        if not float(nearest) > threshold:
+            nearest = np.nextafter(nearest, np.float32(np.inf))
     if nearest == 0:
         nearest = np.float32(-0.0)
     return float32_key(nearest)

@@ -1,4 +1,4 @@
-"""Amaranth components against the packed reference executor (Amaranth simulator)."""
+"""Amaranth components against the reference interpreter (and the packed executor), simulated."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 from conftest import random_netlist
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
+from strategies import examples, feature_pools, features_for, netlists, threshold_edges
 
 from lgn.compile import packed
-from lgn.compile.netlist import Netlist, ThermometerEncoding
+from lgn.compile import reference as ref
+from lgn.compile.netlist import FEATURE_DTYPES, Netlist, ThermometerEncoding
 from lgn.hdl import (Argmax, Classifier, HDLError, InvalidNameError, PopCount, describe, latency,
                      sanitize_name, simulate)
 from lgn.hdl.verilog import test_vectors as make_vectors
@@ -18,8 +20,9 @@ from lgn.hdl.verilog import test_vectors as make_vectors
 
 def reference(netlist, inputs, raw=None):
     raw = netlist.encoding is not None if raw is None else raw
-    bits = netlist.encoding.encode(inputs) if raw else np.asarray(inputs, dtype=bool)
-    scores = packed.run(netlist, bits)
+    bits = ref.encode(netlist, inputs) if raw else np.asarray(inputs) != 0
+    scores = ref.scores(netlist, bits)
+    np.testing.assert_array_equal(packed.run(netlist, bits), scores)
     return scores.argmax(axis=1), scores
 
 
@@ -31,24 +34,44 @@ def check(netlist, inputs, pipeline, stall_seed=None, raw=None, group=6):
     np.testing.assert_array_equal(classes, want_classes)
 
 
-@settings(max_examples=25, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), inputs=st.integers(1, 10), gates=st.integers(0, 60),
-       classes=st.integers(1, 5), per_class=st.integers(1, 14), pipeline=st.integers(0, 3),
-       stalls=st.booleans(), group=st.sampled_from([0, 2, 3, 4, 5, 6]))
-def test_random_netlists_match_packed(seed, inputs, gates, classes, per_class, pipeline, stalls,
-                                      group):
-    rng = np.random.default_rng(seed)
-    net = random_netlist(rng, inputs, gates, classes, per_class)
-    check(net, rng.random((24, inputs)) < 0.5, pipeline, stall_seed=seed if stalls else None,
-          group=group)
+@examples(30)
+@given(data=st.data(), net=netlists(max_inputs=12, max_gates=50, max_classes=7,
+                                    max_outputs_per_class=14),
+       pipeline=st.integers(0, 3), stalls=st.booleans(), group=st.sampled_from([0, 2, 3, 4, 5, 6]))
+def test_drawn_netlists_on_input_bits(data, net, pipeline, stalls, group):
+    # The bits port, also of netlists that have an encoding (raw_features=False).
+    bits = data.draw(features_for(net.replace(encoding=None), min_rows=1, max_rows=30))
+    check(net, bits, pipeline, stall_seed=7 if stalls else None, raw=False, group=group)
 
 
-@settings(max_examples=10, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), pipeline=st.integers(0, 2))
-def test_raw_feature_netlists_match_packed(seed, pipeline):
-    rng = np.random.default_rng(seed)
-    net = random_netlist(rng, 12, 40, 3, 4, encoding=True)
-    check(net, make_vectors(net, 24, seed), pipeline, stall_seed=seed)
+@examples(30)
+@given(data=st.data(), net=netlists(max_inputs=16, max_gates=30, encoding=True, max_features=20),
+       pipeline=st.integers(0, 2), stalls=st.booleans())
+def test_drawn_netlists_on_raw_features(data, net, pipeline, stalls):
+    # The comparators of every feature type, thresholds at and beside the limits.
+    features = data.draw(features_for(net, min_rows=1, max_rows=30))
+    check(net, features, pipeline, stall_seed=3 if stalls else None)
+
+
+@pytest.mark.slow
+@examples(150)
+@given(data=st.data(), net=netlists(max_inputs=40, max_gates=80, max_classes=12,
+                                    max_outputs_per_class=30),
+       pipeline=st.integers(0, 4), group=st.sampled_from([0, 2, 3, 4, 5, 6]))
+def test_drawn_netlists_many(data, net, pipeline, group):
+    raw = net.encoding is not None and data.draw(st.booleans())
+    inputs = data.draw(features_for(net if raw else net.replace(encoding=None), min_rows=1,
+                                    max_rows=80))
+    check(net, inputs, pipeline, stall_seed=1, raw=raw, group=group)
+
+
+@pytest.mark.parametrize("dtype", FEATURE_DTYPES)
+def test_export_test_vectors_match(rng, dtype):
+    # The random vectors lgn.hdl.export draws for its testbench, through the comparators.
+    net = random_netlist(rng, 12, 40, 3, 4)
+    enc = ThermometerEncoding(4, rng.integers(0, 4, 12), rng.uniform(-9, 9, 12), dtype)
+    net = net.replace(encoding=enc)
+    check(net, make_vectors(net, 24, 5), 1, stall_seed=5)
 
 
 def test_every_op_constants_and_input_outputs(rng):
@@ -78,17 +101,22 @@ def test_digits_model_matches_packed(digits_netlist):
     check(net, x[40:80], 1, stall_seed=0, group=0)
 
 
-@pytest.mark.parametrize("dtype", ["int8", "uint16", "int16", "int32", "float32"])
-def test_encoder_dtypes(rng, dtype):
-    net = random_netlist(rng, 16, 30, 2, 3)
-    low, high = (-3.0, 3.0) if dtype == "float32" else (-300.0, 300.0)
-    thresholds = rng.uniform(low, high, 16)
-    thresholds[:3] = [-1e12, 1e12, -0.0]
-    net = net.replace(encoding=ThermometerEncoding(4, rng.integers(0, 4, 16), thresholds, dtype))
-    features = make_vectors(net, 40, 1)
-    if dtype == "float32":
-        features[:8, 0] = [np.nan, -np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-45, -1e-45]
+@pytest.mark.parametrize("dtype", FEATURE_DTYPES)
+def test_encoder_at_the_limits_of_every_feature_type(rng, dtype):
+    # One class per input bit (the bit is its only output), so the scores show every comparator.
+    edges = threshold_edges(dtype)
+    net = Netlist(len(edges), [], [], [], 2 + np.arange(len(edges)), num_classes=len(edges),
+                  encoding=ThermometerEncoding(4, np.arange(len(edges)) % 4, edges, dtype))
+    pools = feature_pools(net)
+    features = np.stack([pool[rng.integers(0, len(pool), 120)] for pool in pools], axis=1)
     check(net, features, 0)
+
+
+@pytest.mark.parametrize("per_class", [16, 63, 64, 256])
+def test_scores_at_and_beside_powers_of_two(rng, per_class):
+    groups = [[1] * per_class, [1] * (per_class - 1) + [2], (2 + np.arange(per_class) % 3).tolist()]
+    net = Netlist(3, [], [], [], np.concatenate(groups), num_classes=3)
+    check(net, rng.random((12, 3)) < 0.5, 2, group=6)
 
 
 def test_latency_counts_register_rows():

@@ -8,6 +8,10 @@ import shutil
 import numpy as np
 import pytest
 from conftest import random_netlist
+from hypothesis import given
+from hypothesis import strategies as st
+from ladder import verilog_mismatches
+from strategies import examples, features_for, netlists
 
 from lgn.hdl import (HDLError, ToolFailedError, ToolMissingError, export, latency, lint, run_testbench,
                      to_verilog)
@@ -38,6 +42,42 @@ def test_random_netlist_testbench_passes(tmp_path, rng, pipeline, encoding):
     net = random_netlist(rng, 12, 80, 4, 5, encoding=encoding)
     design, testbench, _ = export(net, tmp_path, name="rand", pipeline=pipeline, vectors=1000)
     assert run_testbench(testbench, design) == 0
+
+
+def drawn_inputs(data, net, raw: bool, max_rows: int) -> np.ndarray:
+    source = net if raw else net.replace(encoding=None)
+    return data.draw(features_for(source, min_rows=1, max_rows=max_rows))
+
+
+@examples(14)
+@given(data=st.data(), net=netlists(max_inputs=16, max_gates=50, max_classes=8,
+                                    max_outputs_per_class=16),
+       pipeline=st.sampled_from([0, 0, 1, 2, 5]), raw=st.booleans())
+def test_iverilog_runs_of_drawn_netlists(data, net, pipeline, raw):
+    # Combinational and pipelined; raw features of every type (comparators) or input bits.
+    raw = raw and net.encoding is not None
+    assert verilog_mismatches(net, drawn_inputs(data, net, raw, 60), pipeline, raw, "iverilog") == 0
+
+
+@examples(4)
+@given(data=st.data(), net=netlists(max_inputs=16, max_gates=40, max_classes=6,
+                                    max_outputs_per_class=12),
+       pipeline=st.sampled_from([0, 2]), raw=st.booleans())
+def test_verilator_runs_of_drawn_netlists(data, net, pipeline, raw):
+    raw = raw and net.encoding is not None
+    inputs = drawn_inputs(data, net, raw, 60)
+    assert verilog_mismatches(net, inputs, pipeline, raw, "verilator") == 0
+
+
+@pytest.mark.slow
+@examples(40)
+@given(data=st.data(), net=netlists(max_inputs=40, max_gates=120, max_classes=12,
+                                    max_outputs_per_class=40),
+       pipeline=st.integers(0, 6), raw=st.booleans(),
+       simulator=st.sampled_from(["iverilog", "verilator"]))
+def test_simulators_on_larger_drawn_netlists(data, net, pipeline, raw, simulator):
+    raw = raw and net.encoding is not None
+    assert verilog_mismatches(net, drawn_inputs(data, net, raw, 200), pipeline, raw, simulator) == 0
 
 
 @needs_iverilog

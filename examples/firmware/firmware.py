@@ -55,7 +55,13 @@ def write_sources(netlist, features: np.ndarray, gen_dir: Path, **options) -> No
 
 
 def _literal(value) -> str:
-    return float(value).hex() + "f" if isinstance(value, np.floating) else str(int(value))
+    if not isinstance(value, np.floating):
+        return str(int(value))
+    if np.isnan(value):  # GCC builtins: constant expressions, no <math.h> needed
+        return "__builtin_nanf(\"\")"
+    if np.isinf(value):
+        return "__builtin_inff()" if value > 0 else "(-__builtin_inff())"
+    return float(value).hex() + "f"
 
 
 def build(gen_dir: Path, build_dir: Path, cpu: str = "cortex-m4") -> Path:

@@ -1,4 +1,5 @@
 /* Cortex-M startup: vector table, .data/.bss initialisation, then main(); no libc. */
+#include <stddef.h>
 #include <stdint.h>
 
 #include "semihosting.h"
@@ -16,6 +17,50 @@ void reset_handler(void)
         *dst++ = 0;
     }
     sh_exit(main());
+}
+
+/* GCC may call these four for block stores and copies even in freestanding code (it requires
+ * them of every freestanding environment: e.g. 256-bit model words on a 32-bit core). Byte loops
+ * through volatile pointers, so that they are not turned back into calls to themselves. */
+void *memset(void *dst, int value, size_t n)
+{
+    volatile unsigned char *d = dst;
+    while (n--) {
+        *d++ = (unsigned char)value;
+    }
+    return dst;
+}
+
+void *memmove(void *dst, const void *src, size_t n)
+{
+    volatile unsigned char *d = dst;
+    const volatile unsigned char *s = src;
+    if (d < s) {
+        while (n--) {
+            *d++ = *s++;
+        }
+    } else {
+        while (n--) {
+            d[n] = s[n];
+        }
+    }
+    return dst;
+}
+
+void *memcpy(void *dst, const void *src, size_t n)
+{
+    return memmove(dst, src, n);
+}
+
+int memcmp(const void *x, const void *y, size_t n)
+{
+    const volatile unsigned char *a = x, *b = y;
+    for (; n; --n, ++a, ++b) {
+        if (*a != *b) {
+            return *a < *b ? -1 : 1;
+        }
+    }
+    return 0;
 }
 
 static void fault_handler(void)
