@@ -57,7 +57,7 @@ import jinja2
 import numpy as np
 
 from lgn import templates
-from lgn.nn import gates
+from lgn.compile import gates
 from lgn.tools import find_tool
 
 from .netlist import Netlist

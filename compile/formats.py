@@ -39,7 +39,7 @@ import numpy as np
 
 from lgn.files import (InputFileError, checked_zip, first_line, model_file_kind, note_unverified,
                        read_bytes, write_atomic)
-from lgn.nn import gates
+from lgn.compile import gates
 
 from .netlist import (FEATURE_DTYPES, MAX_FEATURES, MAX_INPUTS, MAX_META_BYTES, NODE_DTYPE, Netlist,
                       NetlistError, ThermometerEncoding, parse_text)

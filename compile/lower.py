@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lgn.nn import gates
+from lgn.compile import gates
 
 from .netlist import Netlist, ThermometerEncoding
 

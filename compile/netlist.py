@@ -13,7 +13,7 @@ id                    node
 ====================  ===========================================
 
 Gate ``g`` computes ``op[g](node a[g], node b[g])`` with the gate numbering of
-:mod:`lgn.nn.gates`. ``outputs`` lists node ids class-major: class ``c`` owns
+:mod:`lgn.compile.gates`. ``outputs`` lists node ids class-major: class ``c`` owns
 ``outputs[c*k:(c+1)*k]`` with ``k = len(outputs) // num_classes``, and its score is the number of
 those nodes that are 1 (divided by ``tau`` in the trained model, which does not change the argmax).
 """
@@ -31,7 +31,7 @@ from functools import cached_property
 
 import numpy as np
 
-from lgn.nn.gates import GATE_NAMES, NUM_GATES
+from lgn.compile.gates import GATE_NAMES, NUM_GATES
 
 __all__ = ["Netlist", "ThermometerEncoding", "NetlistError", "FEATURE_DTYPES", "MAX_INPUTS",
            "MAX_FEATURES", "MAX_META_BYTES", "parse_text"]

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lgn.nn import gates
+from lgn.compile import gates
 
 from .netlist import Netlist
 

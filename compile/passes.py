@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lgn.nn import gates
+from lgn.compile import gates
 
 from .netlist import NODE_DTYPE, Netlist
 
@@ -173,7 +173,7 @@ def hash_structure(netlist: Netlist) -> Netlist:
     """Merge structurally identical gates (common-subexpression elimination).
 
     Each gate is first normalised to read its smaller operand id as ``a`` (a non-commutative gate
-    switches to its swapped-input twin, :func:`lgn.nn.gates.swap_inputs`); then gates with equal
+    switches to its swapped-input twin, :func:`lgn.compile.gates.swap_inputs`); then gates with equal
     ``(op, a, b)`` are merged into the first of them. Afterwards no two gates share
     ``(op, a, b)`` and every gate has ``a <= b``.
     """

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lgn.nn.gates import TRUTH_TABLE
+from lgn.compile.gates import TRUTH_TABLE
 
 from .netlist import Netlist, NetlistError
 

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 
-from lgn.nn.gates import GATE_NAMES, NUM_GATES
+from lgn.compile.gates import GATE_NAMES, NUM_GATES
 
 from .netlist import Netlist
 from .passes import optimize

@@ -16,7 +16,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from lgn.compile.netlist import Netlist
-from lgn.nn import gates
+from lgn.compile import gates
 
 from .errors import HDLError
 

@@ -27,7 +27,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from lgn.compile.netlist import Netlist
-from lgn.nn import gates
+from lgn.compile import gates
 from lgn.tools import find_tool
 
 from .core import check_pipeline
