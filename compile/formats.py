@@ -50,9 +50,12 @@ __all__ = [
 ]
 
 FORMAT_NAME = "lgn-netlist"
-FORMAT_VERSION = 1
+#: Version 2 adds the optional entries lut_fanin (flattened (L, 6)), lut_arity, lut_table and
+#: offsets; files without LUTs or offsets are still written as version 1.
+FORMAT_VERSION = 2
 #: The arrays of a model file and the dtype kinds each may have.
-_ARRAY_KINDS = {"op": "u", "a": "iu", "b": "iu", "outputs": "iu", "feature": "iu", "threshold": "f"}
+_ARRAY_KINDS = {"op": "u", "a": "iu", "b": "iu", "outputs": "iu", "feature": "iu", "threshold": "f",
+                "lut_fanin": "iu", "lut_arity": "u", "lut_table": "u", "offsets": "iu"}
 _CHECKSUM = re.compile(r"sha256:([0-9a-f]{64})")
 #: Longest .npy header accepted (numpy writes well under 200 bytes for these arrays).
 _MAX_NPY_HEADER = 10000
@@ -92,7 +95,8 @@ def save(netlist: Netlist, path) -> None:
     """
     enc = netlist.encoding
     header = {
-        "format": FORMAT_NAME, "version": FORMAT_VERSION,
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION if netlist.num_luts or netlist.offsets.any() else 1,
         "num_inputs": netlist.num_inputs, "num_gates": netlist.num_gates,
         "num_classes": netlist.num_classes, "tau": netlist.tau,
         "encoding": None if enc is None else enc.to_json(), "meta": netlist.meta,
@@ -108,6 +112,11 @@ def save(netlist: Netlist, path) -> None:
     }
     if enc is not None:
         arrays.update(feature=enc.feature, threshold=enc.threshold)
+    if netlist.num_luts:  # entries absent in gate-only files, which older readers load as before
+        arrays.update(lut_fanin=netlist.lut_fanin.ravel(), lut_arity=netlist.lut_arity,
+                      lut_table=netlist.lut_table)
+    if netlist.offsets.any():
+        arrays.update(offsets=netlist.offsets)
     write_atomic(path, lambda file: np.savez_compressed(file, **arrays))
 
 
@@ -188,12 +197,14 @@ def _load_npz(data: bytes, fail) -> NetlistFile:
         raise fail(f"header entry declares {entries['header'].file_size} bytes, more than a header holds")
     header = _read_header(_read_entry(archive, entries["header"], fail), fail)
     names = ["op", "a", "b", "outputs"] + (["feature", "threshold"] if header["encoding"] else [])
+    names += [name for name in ("lut_fanin", "lut_arity", "lut_table", "offsets") if name in entries]
     missing = [name for name in names if name not in entries]
     if missing:
         raise fail(f"missing array {missing[0]!r}")
     num_gates, num_inputs = header["num_gates"], header["num_inputs"]
     lengths = {"op": num_gates, "a": num_gates, "b": num_gates, "feature": num_inputs,
-               "threshold": num_inputs, "outputs": _MAX_OUTPUTS}
+               "threshold": num_inputs, "outputs": _MAX_OUTPUTS, "lut_fanin": 6 * num_gates,
+               "lut_arity": num_gates, "lut_table": num_gates, "offsets": header["num_classes"]}
     for name in names:  # before decompressing: at most 8 bytes per entry the header implies
         declared = entries[name].file_size
         if declared > 8 * lengths[name] + _MAX_NPY_HEADER + 16:
@@ -314,7 +325,7 @@ def _build(header: dict, arrays: dict, fail) -> Netlist:
     if header["num_classes"] > arrays["outputs"].shape[0]:
         raise fail(f"header says {header['num_classes']} classes, array 'outputs' has "
                    f"{arrays['outputs'].shape[0]} entries")
-    for name in ("a", "b", "outputs", "feature"):  # node ids and feature indices fit int64
+    for name in ("a", "b", "outputs", "feature", "lut_fanin", "offsets"):  # node ids and feature indices fit int64
         array = arrays.get(name)
         unsigned = array is not None and array.dtype.kind == "u" and array.size
         if unsigned and array.max() > np.iinfo(np.int64).max:
@@ -332,6 +343,10 @@ def _build(header: dict, arrays: dict, fail) -> Netlist:
             outputs=arrays["outputs"].astype(NODE_DTYPE, copy=False),
             num_classes=header["num_classes"], tau=header["tau"], encoding=encoding,
             meta=header["meta"],
+            lut_fanin=arrays.get("lut_fanin", np.zeros(0, np.int64)).astype(NODE_DTYPE).reshape(-1, 6),
+            lut_arity=arrays.get("lut_arity", np.zeros(0, np.uint8)),
+            lut_table=arrays.get("lut_table", np.zeros(0, np.uint64)),
+            offsets=arrays.get("offsets"),
         )
     except NetlistError as exc:
         raise fail(f"invalid netlist: {exc}") from None

@@ -15,7 +15,15 @@ id                    node
 Gate ``g`` computes ``op[g](node a[g], node b[g])`` with the gate numbering of
 :mod:`lgn.compile.gates`. ``outputs`` lists node ids class-major: class ``c`` owns
 ``outputs[c*k:(c+1)*k]`` with ``k = len(outputs) // num_classes``, and its score is the number of
-those nodes that are 1 (divided by ``tau`` in the trained model, which does not change the argmax).
+those nodes that are 1 plus the class's integer ``offsets[c]`` (divided by ``tau`` in the trained
+model, which does not change the argmax); ties go to the lowest class.
+
+k-input LUT nodes (k = 1..6) share the node numbering: a gate whose ``op`` is :data:`LUT_OP` (16)
+is a LUT, described by the next row of the LUT section (``lut_fanin`` ``(L, 6)`` node ids, unused
+columns 0; ``lut_arity`` ``(L,)``; ``lut_table`` ``(L,)`` uint64). A LUT's value is bit ``r`` of its
+table word, ``r = sum_j fanin_j << j`` (fan-in ``j`` is bit ``j`` of the row index, as in
+:class:`lgn.nn.lut.LutLayer`). Its ``a`` and ``b`` hold fan-in 0 and the last fan-in, so code that
+only needs operands of two-input gates keeps working, and two-input gates stay plain arrays.
 """
 
 from __future__ import annotations
@@ -33,10 +41,14 @@ import numpy as np
 
 from lgn.compile.gates import GATE_NAMES, NUM_GATES
 
-__all__ = ["Netlist", "ThermometerEncoding", "NetlistError", "FEATURE_DTYPES", "MAX_INPUTS",
+__all__ = ["Netlist", "LUT_OP", "MAX_LUT_INPUTS", "ThermometerEncoding", "NetlistError", "FEATURE_DTYPES", "MAX_INPUTS",
            "MAX_FEATURES", "MAX_META_BYTES", "parse_text"]
 
 NODE_DTYPE = np.int64
+#: ``op`` of a k-input LUT node (the 16 two-input gates are 0..15).
+LUT_OP = NUM_GATES
+#: Most fan-ins of a LUT node.
+MAX_LUT_INPUTS = 6
 #: Raw feature types a netlist's encoder may declare (the C type the firmware passes in).
 FEATURE_DTYPES = ("uint8", "int8", "uint16", "int16", "int32", "float32")
 #: Sane limits on the counts that no array backs (a file claiming more is damaged): input bits
@@ -161,6 +173,10 @@ class Netlist:
     tau: float = 1.0
     encoding: ThermometerEncoding | None = None
     meta: Mapping = field(default_factory=dict)
+    lut_fanin: np.ndarray | None = None
+    lut_arity: np.ndarray | None = None
+    lut_table: np.ndarray | None = None
+    offsets: np.ndarray | None = None
 
     def __post_init__(self):
         set_ = object.__setattr__
@@ -173,6 +189,24 @@ class Netlist:
             set_(self, "op", self._ops(self.op))
             for name in ("a", "b", "outputs"):
                 set_(self, name, _frozen(getattr(self, name), NODE_DTYPE))
+            fanin = self.lut_fanin
+            set_(self, "lut_fanin", _frozen(np.zeros((0, MAX_LUT_INPUTS)) if fanin is None
+                                            else fanin, NODE_DTYPE))
+            arity = self.lut_arity
+            if arity is not None and np.asarray(arity).size and (
+                    np.min(arity) < 0 or np.max(arity) > 255):
+                raw = np.asarray(arity)
+                first_bad = int(np.flatnonzero((raw < 0) | (raw > 255))[0])
+                raise NetlistError(f"LUT {first_bad}: arity {raw[first_bad]} outside 1..6")
+            set_(self, "lut_arity", _frozen(() if arity is None else arity, np.uint8))
+            table = self.lut_table
+            if table is not None and np.asarray(table).size and np.min(table) < 0:
+                raise NetlistError(f"LUT {int(np.flatnonzero(np.asarray(table) < 0)[0])}: "
+                                   "negative truth-table word")
+            set_(self, "lut_table", _frozen(() if table is None else table, np.uint64))
+            offsets = self.offsets
+            set_(self, "offsets", _frozen(np.zeros(max(self.num_classes, 0)) if offsets is None
+                                          else offsets, np.int64))
         except (TypeError, ValueError, OverflowError) as exc:
             if isinstance(exc, NetlistError):
                 raise
@@ -189,9 +223,10 @@ class Netlist:
         raw = np.asarray(op)
         if raw.size == 0:
             return _frozen(raw.reshape(raw.shape), np.uint8)
-        bad = np.flatnonzero(~np.isin(raw.ravel(), np.arange(NUM_GATES)))
+        bad = np.flatnonzero(~np.isin(raw.ravel(), np.arange(NUM_GATES + 1)))
         if bad.size:
-            raise NetlistError(f"gate {int(bad[0])}: op {raw.ravel()[bad[0]].item()!r} is not a gate number 0..15")
+            raise NetlistError(f"gate {int(bad[0])}: op {raw.ravel()[bad[0]].item()!r} is not a "
+                               "gate number 0..15 or 16 (LUT)")
         return _frozen(raw, np.uint8)
 
     # ------------------------------------------------------------------ shape
@@ -222,9 +257,28 @@ class Netlist:
         """Logic depth of each gate: 1 + the deeper operand's (constants and inputs are 0)."""
         node_level = [0] * self.num_nodes
         first = self.first_gate
+        fanins = self.fanins()
         for g, (x, y) in enumerate(zip(self.a.tolist(), self.b.tolist())):
-            node_level[first + g] = 1 + max(node_level[x], node_level[y])
+            if g in fanins:
+                node_level[first + g] = 1 + max(node_level[v] for v in fanins[g])
+            else:
+                node_level[first + g] = 1 + max(node_level[x], node_level[y])
         return _frozen(node_level[first:], np.int64)
+
+    @property
+    def num_luts(self) -> int:
+        """Number of k-input LUT nodes (gates with ``op == LUT_OP``)."""
+        return int(self.lut_arity.shape[0])
+
+    @cached_property
+    def lut_gates(self) -> np.ndarray:
+        """Gate index of each LUT row, ``(num_luts,)`` int64 (ascending)."""
+        return _frozen(np.flatnonzero(self.op == LUT_OP), np.int64)
+
+    def fanins(self) -> dict[int, tuple[int, ...]]:
+        """Fan-in node ids of each LUT node, keyed by gate index."""
+        return {int(g): tuple(int(v) for v in row[:k]) for g, row, k in
+                zip(self.lut_gates, self.lut_fanin, self.lut_arity)}
 
     @property
     def depth(self) -> int:
@@ -248,6 +302,10 @@ class Netlist:
                 f"op, a, b must have one entry per gate, got lengths "
                 f"{self.op.shape[0]}, {self.a.shape[0]}, {self.b.shape[0]}"
             )
+        self._validate_luts()
+        if self.offsets.shape != (self.num_classes,):
+            raise NetlistError(f"offsets must have one integer per class ({self.num_classes}), "
+                               f"got shape {self.offsets.shape}")
         if self.outputs.shape[0] == 0:
             raise NetlistError("netlist has no outputs")
         if self.outputs.shape[0] % self.num_classes:
@@ -280,6 +338,49 @@ class Netlist:
                 f"encoding has {self.encoding.feature.shape[0]} input bits, netlist has {self.num_inputs}"
             )
 
+    def _validate_luts(self) -> None:
+        """Check the LUT section: one row per LUT gate, k in 1..6, earlier fan-ins, table width."""
+        num = int(np.count_nonzero(self.op == LUT_OP))
+        if self.lut_fanin.ndim != 2 or self.lut_fanin.shape[1] != MAX_LUT_INPUTS:
+            raise NetlistError(f"lut_fanin must have shape (L, {MAX_LUT_INPUTS}), "
+                               f"got {self.lut_fanin.shape}")
+        if not (num == self.lut_fanin.shape[0] == self.lut_arity.shape[0] == self.lut_table.shape[0]):
+            raise NetlistError(
+                f"{num} gates are LUTs (op 16) but the LUT section has {self.lut_fanin.shape[0]} "
+                f"fan-in rows, {self.lut_arity.shape[0]} arities, {self.lut_table.shape[0]} tables")
+        if not num:
+            return
+        gates_ = np.flatnonzero(self.op == LUT_OP)
+        ids = self.first_gate + gates_
+        arity = self.lut_arity.astype(np.int64)
+        bad_k = (arity < 1) | (arity > MAX_LUT_INPUTS)
+        used = np.arange(MAX_LUT_INPUTS)[None, :] < arity[:, None]
+        bad_in = (used & ((self.lut_fanin < 0) | (self.lut_fanin >= ids[:, None]))).any(axis=1)
+        bad_in |= (~used & (self.lut_fanin != 0)).any(axis=1)
+        width = np.left_shift(np.uint64(1), np.minimum(arity, 6).astype(np.uint64))
+        high = np.where(arity >= 6, np.uint64(0), self.lut_table >> np.where(arity >= 6, 0, width)
+                        .astype(np.uint64))
+        bad_t = (high != 0) & ~bad_k
+        last = np.maximum(arity - 1, 0)
+        rows = np.arange(num)
+        bad_ab = ((self.a[gates_] != self.lut_fanin[:, 0])
+                  | (self.b[gates_] != self.lut_fanin[rows, last]))
+        bad = np.flatnonzero(bad_k | bad_in | bad_t | bad_ab)
+        if not bad.size:
+            return
+        r = int(bad[0])
+        where = f"LUT {r} (gate {int(gates_[r])}, node {int(ids[r])})"
+        if bad_k[r]:
+            raise NetlistError(f"{where}: k = {int(arity[r])} fan-ins, outside 1..{MAX_LUT_INPUTS}")
+        if bad_in[r]:
+            row = self.lut_fanin[r].tolist()
+            raise NetlistError(f"{where}: fan-ins {row[:int(arity[r])]} must be earlier nodes "
+                               f"(0..{int(ids[r]) - 1}), unused columns 0; got {row}")
+        if bad_t[r]:
+            raise NetlistError(f"{where}: truth table {int(self.lut_table[r]):#x} has bits beyond "
+                               f"the 2^{int(arity[r])} rows of a {int(arity[r])}-input LUT")
+        raise NetlistError(f"{where}: a and b must be its first and last fan-in")
+
     def _has_cycle(self) -> bool:
         """Whether the gate graph, read without the ordering rule, has a cycle (Kahn's algorithm)."""
         first, n = self.first_gate, self.num_gates
@@ -309,8 +410,9 @@ class Netlist:
 
     def gate_counts(self) -> dict[str, int]:
         """Number of gates per gate name, for the names that occur."""
-        counts = np.bincount(self.op, minlength=NUM_GATES)
-        return {GATE_NAMES[i]: int(c) for i, c in enumerate(counts) if c}
+        counts = np.bincount(self.op, minlength=NUM_GATES + 1)
+        names = GATE_NAMES + ("LUT",)
+        return {names[i]: int(c) for i, c in enumerate(counts) if c}
 
     def node_name(self, node: int) -> str:
         if node < 2:
@@ -336,6 +438,11 @@ class Netlist:
                    "tau": self.tau.hex(), "encoding": None if enc is None else enc.to_json()}
         arrays = [("op", self.op, "<u1"), ("a", self.a, "<i8"), ("b", self.b, "<i8"),
                   ("outputs", self.outputs, "<i8")]
+        if self.num_luts:  # absent when empty, so gate-only netlists keep their old hashes
+            arrays += [("lut_fanin", self.lut_fanin.ravel(), "<i8"),
+                       ("lut_arity", self.lut_arity, "<u1"), ("lut_table", self.lut_table, "<u8")]
+        if self.offsets.any():
+            arrays += [("offsets", self.offsets, "<i8")]
         if enc is not None:
             arrays += [("feature", enc.feature, "<i8"), ("threshold", enc.threshold, "<f8")]
         digest = hashlib.sha256(b"lgn-netlist\n" + _canonical_json(scalars).encode("ascii") + b"\n")
@@ -368,7 +475,8 @@ class Netlist:
 
         One item per line: ``inputs N``; ``tau T`` (unless 1); with an encoding ``features F
         DTYPE`` and one ``x<i> = f<j> > THRESHOLD`` line per input bit; ``meta {JSON}`` (unless
-        empty); one ``g<id> = OP A B`` line per gate; ``outputs ...``, classes separated by ``|``.
+        empty); ``offsets O0 O1 ...`` (unless all 0); one ``g<id> = OP A B`` line per gate or
+        ``g<id> = LUT<k> 0xTABLE F0 .. F<k-1>`` per LUT node; ``outputs ...``, classes separated by ``|``.
         Floats are written with ``repr``, which reads back exactly. ``checksum=True`` appends a
         last line ``checksum sha256:HEX`` of :attr:`content_sha256` (what model files carry).
         """
@@ -382,8 +490,17 @@ class Netlist:
             lines += [f"x{i} = f{f} > {t!r}" for i, (f, t) in enumerate(pairs)]
         if self.meta:
             lines.append(f"meta {_canonical_json(self.meta)}")
+        if self.offsets.any():
+            lines.append("offsets " + " ".join(str(int(v)) for v in self.offsets))
+        fanins = self.fanins()
+        tables = dict(zip(self.lut_gates.tolist(), self.lut_table.tolist()))
         for g in range(self.num_gates):
             node = self.first_gate + g
+            if g in fanins:
+                names = " ".join(self.node_name(v) for v in fanins[g])
+                lines.append(f"{self.node_name(node)} = LUT{len(fanins[g])} "
+                             f"{tables[g]:#x} {names}")
+                continue
             lines.append(
                 f"{self.node_name(node)} = {GATE_NAMES[self.op[g]]} "
                 f"{self.node_name(int(self.a[g]))} {self.node_name(int(self.b[g]))}"
@@ -440,6 +557,8 @@ class _TextReader:
         self.bits = ([], [])  # feature and threshold of each input bit
         self.meta = None
         self.gates = ([], [], [])  # op, a, b
+        self.luts = ([], [], [])  # fan-ins (padded), arity, table
+        self.offsets = None
         self.groups = None
         self.checksum = None
         self.lineno = 0
@@ -485,6 +604,10 @@ class _TextReader:
             if not all(groups):
                 raise self.fail("an output group is empty (classes are separated by '|')")
             self.set_once("groups", [[self.node(token) for token in group] for group in groups], "outputs")
+        elif head == "offsets":
+            self.set_once("offsets", [self.integer(w, "offset") for w in words[1:]])
+        elif len(words) >= 5 and words[1] == "=" and re.fullmatch(r"LUT[0-9]", words[2]):
+            self.lut(words)
         elif len(words) == 5 and words[1] == "=" and words[3] == ">":
             self.input_bit(words)
         elif len(words) == 5 and words[1] == "=":
@@ -517,6 +640,34 @@ class _TextReader:
                 return index
         raise self.fail(f"bad node name {token[:40]!r} (c0, c1, x0..x{self.num_inputs - 1} or "
                         f"g{2 + self.num_inputs}...)")
+
+    def integer(self, token: str, what: str) -> int:
+        if not re.fullmatch(r"-?[0-9]{1,18}", token):
+            raise self.fail(f"bad {what} {token[:40]!r} (expected an integer)")
+        return int(token)
+
+    def lut(self, words: list[str]) -> None:
+        ops, a, b = self.gates
+        fanin, arity, table = self.luts
+        if self.num_inputs is None:
+            raise self.fail("'inputs N' must come before the gates")
+        k = int(words[2][3:])
+        if not 1 <= k <= MAX_LUT_INPUTS:
+            raise self.fail(f"{words[2]}: k = {k} fan-ins, outside 1..{MAX_LUT_INPUTS}")
+        if len(words) != 4 + k:
+            raise self.fail(f"{words[2]} needs a table and {k} fan-ins, got {len(words) - 4}")
+        expected = 2 + self.num_inputs + len(ops)
+        if words[0] != f"g{expected}":
+            raise self.fail(f"gate {words[0][:40]} should be named g{expected}")
+        if not re.fullmatch(r"0x[0-9a-fA-F]{1,16}", words[3]):
+            raise self.fail(f"bad truth table {words[3][:40]!r} (expected 0x and 1..16 hex digits)")
+        nodes = [self.node(token) for token in words[4:]]
+        ops.append(LUT_OP)
+        a.append(nodes[0])
+        b.append(nodes[-1])
+        fanin.append(nodes + [0] * (MAX_LUT_INPUTS - k))
+        arity.append(k)
+        table.append(int(words[3], 16))
 
     def input_bit(self, words: list[str]) -> None:
         feature, threshold = self.bits
@@ -575,7 +726,11 @@ class _TextReader:
             encoding = ThermometerEncoding(num_features, np.array(feature, np.int64),
                                            np.array(threshold, np.float64), dtype)
         ops, a, b = self.gates
+        fanin, arity, table = self.luts
         return Netlist(
+            lut_fanin=np.array(fanin, NODE_DTYPE).reshape(-1, MAX_LUT_INPUTS),
+            lut_arity=np.array(arity, np.uint8), lut_table=np.array(table, np.uint64),
+            offsets=None if self.offsets is None else np.array(self.offsets, np.int64),
             num_inputs=self.num_inputs, op=np.array(ops, dtype=np.uint8),
             a=np.array(a, dtype=NODE_DTYPE), b=np.array(b, dtype=NODE_DTYPE),
             outputs=np.array([n for group in self.groups for n in group], dtype=NODE_DTYPE),

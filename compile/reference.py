@@ -8,7 +8,8 @@ one Python loop over the gates, each gate a truth-table lookup on a bool array o
   threshold[i]`` compared as real numbers (NaN is above nothing; ``-0.0`` equals ``0.0``).
   Without an encoding the features are the bits themselves (nonzero is 1).
 - :func:`outputs`: the value of every output node, ``(N, num_outputs)`` bool.
-- :func:`scores`: per-class count of the outputs that are 1, ``(N, num_classes)`` int64.
+- LUT nodes: bit ``sum_j fanin_j << j`` of the truth-table word.
+- :func:`scores`: per-class count of the outputs that are 1 plus the class offset, ``(N, num_classes)`` int64.
 - :func:`predict`: the class with the highest score, ties going to the lowest class index.
 
 Examples
@@ -61,16 +62,22 @@ def outputs(netlist: Netlist, bits) -> np.ndarray:
     bits = _bits(netlist, bits)
     n = bits.shape[0]
     value = [np.zeros(n, bool), np.ones(n, bool)] + [bits[:, i] for i in range(netlist.num_inputs)]
-    for op, a, b in zip(netlist.op.tolist(), netlist.a.tolist(), netlist.b.tolist()):
+    fanins = netlist.fanins()
+    tables = dict(zip(netlist.lut_gates.tolist(), netlist.lut_table.tolist()))
+    for g, (op, a, b) in enumerate(zip(netlist.op.tolist(), netlist.a.tolist(), netlist.b.tolist())):
+        if g in fanins:
+            row = sum(value[v].astype(np.int64) << j for j, v in enumerate(fanins[g]))
+            value.append((tables[g] >> row) & 1 == 1)
+            continue
         value.append(TRUTH_TABLE[op][2 * value[a].astype(np.intp) + value[b]] == 1)
     return np.stack([value[node] for node in netlist.outputs.tolist()], axis=1)
 
 
 def scores(netlist: Netlist, bits) -> np.ndarray:
-    """Return the scores ``(N, num_classes)`` int64: how many of each class's outputs are 1."""
+    """Return the scores ``(N, num_classes)`` int64: each class's outputs that are 1, plus its offset."""
     values = outputs(netlist, bits)
     groups = values.reshape(len(values), netlist.num_classes, netlist.outputs_per_class)
-    return groups.sum(axis=2, dtype=np.int64)
+    return groups.sum(axis=2, dtype=np.int64) + netlist.offsets
 
 
 def predict(netlist: Netlist, bits) -> np.ndarray:
