@@ -232,13 +232,24 @@ def _unpack_bits(words, n: int, torch):
 
 
 def run(netlist: Netlist, bits):
-    """Return the class scores ``(N, num_classes)`` (int64 popcounts) for input ``bits (N, num_inputs)``.
+    """Return the class scores ``(N, num_classes)`` (int64 popcounts plus the class offsets).
+
+    LUT nodes are evaluated as the Shannon mux trees of :func:`lgn.compile.luts.decompose`.
 
     ``bits`` is a numpy bool/0-1 array or a torch tensor (computed on its device).
     """
     torch = _xp(bits)
     if bits.ndim != 2 or bits.shape[1] != netlist.num_inputs:
         raise ValueError(f"input bits have shape {tuple(bits.shape)}, expected (N, {netlist.num_inputs})")
+    if netlist.num_luts or netlist.offsets.any():  # LUTs as mux trees of word ops; offsets added
+        from .luts import decompose
+
+        offsets = netlist.offsets
+        plain = decompose(netlist).replace(offsets=None)
+        scores = run(plain, bits)
+        if torch is None:
+            return scores + offsets
+        return scores + torch.as_tensor(offsets, device=scores.device)
     n = bits.shape[0]
     if torch is None:
         words = pack(bits)

@@ -18,7 +18,7 @@ import numpy as np
 
 from lgn.compile import gates
 
-from .netlist import NODE_DTYPE, Netlist
+from .netlist import NODE_DTYPE, Netlist, NetlistError
 
 __all__ = ["PASSES", "optimize", "simplify", "push_negations", "hash_structure", "eliminate_dead"]
 
@@ -76,6 +76,9 @@ def _rebuild(netlist: Netlist, keep: np.ndarray, op, a, b, source: np.ndarray) -
     a kept gate, an input or a constant otherwise). The argument is returned when nothing changes.
     """
     first = netlist.first_gate
+    if netlist.num_luts:
+        raise NetlistError("the gate passes do not rewrite LUT nodes yet; run "
+                           "lgn.compile.luts.decompose first")
     outputs = source[netlist.outputs]
     if (keep.all() and np.array_equal(op, netlist.op) and np.array_equal(a, netlist.a)
             and np.array_equal(b, netlist.b) and np.array_equal(outputs, netlist.outputs)):
