@@ -95,7 +95,7 @@ SMALL = Netlist.from_text("inputs 2\ng4 = AND x0 x1\ng5 = XOR g4 x0\noutputs g5 
 
 
 @pytest.mark.parametrize("content, problem", [
-    (npz_bytes(model_arrays(SMALL, version=2)), "format version 2 is newer than this lgn reads"),
+    (npz_bytes(model_arrays(SMALL, version=3)), "format version 3 is newer than this lgn reads"),
     (npz_bytes({"weights": np.zeros(3)}), r"not an lgn model file \(no 'header' entry"),
     (npz_bytes(model_arrays(SMALL, format="other")), "not an lgn model file"),
     (npz_bytes(model_arrays(SMALL, num_gates=5)), "header says 5 gates, array 'op' has 2"),
