@@ -531,7 +531,8 @@ def test_zip_entry_that_is_not_an_array_is_rejected(tmp_path):
     (dict(op=[1, 1], a=[2, 6], b=[2, 2]), r"gate 1 \(node 5\): input a = 6, which does not exist \(nodes are 0..5\)"),
     (dict(op=[1, 1], a=[2, 2], b=[3, -1]), r"gate 1 \(node 5\): input b = -1, which does not exist"),
     (dict(op=[1, 7, 1], a=[2, 6, 3], b=[3, 3, 2]), r"gate 1 \(node 5\): input a = 6, which is not earlier: forward reference"),
-    (dict(op=[1, 16], a=[2, 2], b=[3, 3]), r"gate 1: op 16 is not a gate number 0..15"),
+    (dict(op=[1, 17], a=[2, 2], b=[3, 3]), r"gate 1: op 17 is not a gate number 0..15"),
+    (dict(op=[1, 16], a=[2, 2], b=[3, 3]), r"1 gates are LUTs \(op 16\) but the LUT section has 0"),
 ])
 def test_validate_names_the_first_bad_entry(arrays, message):
     arrays = {k: np.array(v) for k, v in arrays.items()}
