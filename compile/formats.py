@@ -41,6 +41,7 @@ from lgn.files import (InputFileError, checked_zip, first_line, model_file_kind,
                        read_bytes, write_atomic)
 from lgn.compile import gates
 
+from .luts import require_two_input_gates
 from .netlist import (FEATURE_DTYPES, MAX_FEATURES, MAX_INPUTS, MAX_META_BYTES, NODE_DTYPE, Netlist,
                       NetlistError, ThermometerEncoding, parse_text)
 
@@ -374,6 +375,8 @@ def to_blif(netlist: Netlist, model: str = "lgn") -> str:
 
     Node names: ``x<i>`` input bits, ``n<id>`` gates, ``c0``/``c1`` constants (emitted when used).
     """
+    require_two_input_gates(netlist, "BLIF")
+
     def node(n: int) -> str:
         return netlist.node_name(n) if n < netlist.first_gate else f"n{n}"
 
@@ -462,6 +465,7 @@ def to_aiger(netlist: Netlist, binary: bool = True) -> bytes:
     Every gate becomes 0, 1 or 3 AND nodes (XOR and XNOR take three) with negated edges; the
     symbol table names the inputs ``x<i>`` and the outputs ``class<c>_<j>``.
     """
+    require_two_input_gates(netlist, "AIGER")
     literal, ands = _and_graph(netlist)
     num_inputs = netlist.num_inputs
     outputs = [literal[n] for n in netlist.outputs.tolist()]

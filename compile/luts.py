@@ -14,9 +14,9 @@ import numpy as np
 
 from lgn.compile import gates
 
-from .netlist import LUT_OP, NODE_DTYPE, Netlist
+from .netlist import LUT_OP, NODE_DTYPE, Netlist, NetlistError
 
-__all__ = ["decompose", "fold_outputs", "materialize_offsets"]
+__all__ = ["decompose", "fold_outputs", "materialize_offsets", "require_two_input_gates"]
 
 
 class _Builder:
@@ -136,3 +136,15 @@ def materialize_offsets(netlist: Netlist) -> Netlist:
     ones = np.arange(width)[None, :] < extra[:, None]
     outputs = np.concatenate([netlist.groups, ones.astype(NODE_DTYPE)], axis=1)
     return netlist.replace(outputs=outputs.ravel(), offsets=None)
+
+
+def require_two_input_gates(netlist: Netlist, back_end: str) -> None:
+    """Raise :class:`NetlistError` unless ``netlist`` has only two-input gates and no offsets.
+
+    The back ends that do not yet compile LUT nodes or class offsets natively call this first,
+    so such a netlist is refused in one line instead of being compiled to a different function.
+    """
+    if netlist.num_luts or netlist.offsets.any():
+        found = "LUT nodes" if netlist.num_luts else "class score offsets"
+        raise NetlistError(f"the {back_end} back end does not compile {found} yet: run "
+                           "lgn.compile.luts.decompose and materialize_offsets on the netlist first")

@@ -14,6 +14,8 @@ that is one very long chain (hundreds of thousands of levels) would take a minut
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from lgn.compile import gates
@@ -76,9 +78,6 @@ def _rebuild(netlist: Netlist, keep: np.ndarray, op, a, b, source: np.ndarray) -
     a kept gate, an input or a constant otherwise). The argument is returned when nothing changes.
     """
     first = netlist.first_gate
-    if netlist.num_luts:
-        raise NetlistError("the gate passes do not rewrite LUT nodes yet; run "
-                           "lgn.compile.luts.decompose first")
     outputs = source[netlist.outputs]
     if (keep.all() and np.array_equal(op, netlist.op) and np.array_equal(a, netlist.a)
             and np.array_equal(b, netlist.b) and np.array_equal(outputs, netlist.outputs)):
@@ -94,6 +93,19 @@ def _rebuild(netlist: Netlist, keep: np.ndarray, op, a, b, source: np.ndarray) -
 
 
 # ----------------------------------------------------------------------------------- the passes
+def _two_input_gates_only(rewrite):
+    """Make the pass ``rewrite`` refuse a netlist with LUT nodes in one line (it rewrites gates)."""
+    @functools.wraps(rewrite)
+    def checked(netlist: Netlist) -> Netlist:
+        if netlist.num_luts:
+            raise NetlistError(f"the {rewrite.__name__} pass does not rewrite LUT nodes yet; run "
+                               "lgn.compile.luts.decompose first")
+        return rewrite(netlist)
+
+    return checked
+
+
+@_two_input_gates_only
 def simplify(netlist: Netlist) -> Netlist:
     """Propagate constants, simplify gates and absorb negations.
 
@@ -143,6 +155,7 @@ def simplify(netlist: Netlist) -> Netlist:
     return _rebuild(netlist, keep, op, a, b, source)
 
 
+@_two_input_gates_only
 def push_negations(netlist: Netlist) -> Netlist:
     """Fold every NOT gate into the gate it negates.
 
@@ -172,6 +185,7 @@ def push_negations(netlist: Netlist) -> Netlist:
     return _rebuild(netlist, ~folded, new_op, source[a], source[b], source)
 
 
+@_two_input_gates_only
 def hash_structure(netlist: Netlist) -> Netlist:
     """Merge structurally identical gates (common-subexpression elimination).
 
@@ -197,6 +211,7 @@ def hash_structure(netlist: Netlist) -> Netlist:
     return _rebuild(netlist, keep, op, a, b, source)
 
 
+@_two_input_gates_only
 def eliminate_dead(netlist: Netlist) -> Netlist:
     """Remove the gates no output depends on; afterwards every gate reaches an output."""
     first = netlist.first_gate

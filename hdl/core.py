@@ -15,6 +15,7 @@ from amaranth.hdl import C, Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from lgn.compile.luts import require_two_input_gates
 from lgn.compile.netlist import Netlist
 from lgn.compile import gates
 
@@ -132,6 +133,7 @@ class NetlistCore(PipelinedComponent):
 
     @checked_init
     def __init__(self, netlist: Netlist, pipeline: int = 0, stage_offset: int = 0):
+        require_two_input_gates(netlist, "Verilog")
         self.netlist = netlist
         members = {"bits": In(netlist.num_inputs), "outputs": Out(len(netlist.outputs))}
         super().__init__(members, netlist.depth, pipeline, stage_offset)

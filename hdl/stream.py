@@ -6,6 +6,7 @@ from amaranth.hdl import Cat, Module, Signal, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from lgn.compile.luts import require_two_input_gates
 from lgn.compile.netlist import Netlist
 
 from .argmax import Argmax, index_width
@@ -67,6 +68,7 @@ class Classifier(wiring.Component):
     @checked_init
     def __init__(self, netlist: Netlist, pipeline: int = 0, raw_features: bool | None = None,
                  popcount_group: int = MAX_GROUP):
+        require_two_input_gates(netlist, "Verilog")
         self.netlist = netlist
         self.pipeline = check_pipeline(pipeline)
         if raw_features is None:

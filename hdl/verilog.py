@@ -13,6 +13,7 @@ from amaranth._toolchain.yosys import find_yosys
 from amaranth.back import rtlil as amaranth_rtlil
 
 from lgn.compile import packed
+from lgn.compile.luts import require_two_input_gates
 from lgn.compile.netlist import Netlist
 
 from .encoder import feature_shape
@@ -108,6 +109,7 @@ class Design:
 def describe(netlist: Netlist, name: str = "lgn_net", pipeline: int = 0,
              raw_features: bool | None = None, popcount_group: int = MAX_GROUP) -> Design:
     """Return the :class:`Design` facts of ``netlist`` exported with these options."""
+    require_two_input_gates(netlist, "Verilog")
     pipeline = check_pipeline(pipeline)
     if raw_features is None:
         raw_features = netlist.encoding is not None

@@ -46,3 +46,24 @@ def test_lut_files_round_trip(tmp_path):
 def test_validate_rejects_bad_luts(line, message):
     with pytest.raises(NetlistError, match=message):
         Netlist.from_text(f"inputs 6\n{line}\noutputs g8\n")
+
+
+def _back_ends():
+    from lgn.compile import c
+    from lgn.hdl import describe, to_verilog
+
+    return {"C": lambda n: c.emit(n), "BLIF": formats.to_blif, "AIGER": formats.to_aiger,
+            "Verilog": lambda n: to_verilog(n), "Verilog report": lambda n: describe(n)}
+
+
+@pytest.mark.parametrize("back_end", ["C", "BLIF", "AIGER", "Verilog", "Verilog report"])
+def test_back_ends_without_native_luts_refuse_them_in_one_line(back_end):
+    """LUT nodes or offsets are refused, never compiled into a different function."""
+    emit = _back_ends()[back_end]
+    net = Netlist.from_text(TEXT)
+    with pytest.raises(NetlistError, match="does not compile LUT nodes yet: run lgn.compile.luts.decompose"):
+        emit(net)
+    gates_only = decompose(net).replace(offsets=net.offsets)
+    with pytest.raises(NetlistError, match="does not compile class score offsets yet"):
+        emit(gates_only)
+    emit(materialize_offsets(gates_only))  # what the message says to do works

@@ -9,6 +9,7 @@ import numpy as np
 
 from lgn import templates
 
+from ..luts import require_two_input_gates
 from ..netlist import Netlist
 from .plan import (
     DEFAULT_CHUNK_GATES,
@@ -54,6 +55,7 @@ def emit(netlist: Netlist, name: str = "model", *, word_bits: int = 64,
     chunk_gates : int
         Statements per function in the ``unrolled`` style.
     """
+    require_two_input_gates(netlist, "C")
     if word_bits not in WORD_BITS:
         raise CBackendError(f"word_bits must be one of {WORD_BITS}, got {word_bits!r}")
     if style not in STYLES:
