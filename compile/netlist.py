@@ -405,7 +405,13 @@ class Netlist:
 
     # ------------------------------------------------------------- utilities
     def replace(self, **changes) -> "Netlist":
-        """Return a new netlist with ``changes`` applied (validated again)."""
+        """Return a new netlist with ``changes`` applied (validated again).
+
+        Changing ``num_classes`` without giving ``offsets`` keeps all-zero offsets (resized);
+        nonzero offsets must then be given for the new classes.
+        """
+        if "num_classes" in changes and "offsets" not in changes and not self.offsets.any():
+            changes["offsets"] = None
         return dataclasses.replace(self, **changes)
 
     def gate_counts(self) -> dict[str, int]:
