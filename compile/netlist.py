@@ -49,6 +49,8 @@ NODE_DTYPE = np.int64
 LUT_OP = NUM_GATES
 #: Most fan-ins of a LUT node.
 MAX_LUT_INPUTS = 6
+#: Relaxation rounds :attr:`Netlist.level` tries before it falls back to the per-gate loop.
+_VECTOR_ROUNDS = 256
 #: Raw feature types a netlist's encoder may declare (the C type the firmware passes in).
 FEATURE_DTYPES = ("uint8", "int8", "uint16", "int16", "int32", "float32")
 #: Sane limits on the counts that no array backs (a file claiming more is damaged): input bits
@@ -254,15 +256,45 @@ class Netlist:
 
     @cached_property
     def level(self) -> np.ndarray:
-        """Logic depth of each gate: 1 + the deeper operand's (constants and inputs are 0)."""
+        """Logic depth of each gate: 1 + the deepest operand's (constants and inputs are 0).
+
+        Whole-array relaxation: each round sets every gate to 1 + the max of its operands'
+        levels, and after ``r`` rounds every gate of depth <= ``r`` is final, so a netlist of
+        depth ``D`` takes ``D + 1`` rounds of O(gates) array work. A netlist deeper than
+        :data:`_VECTOR_ROUNDS` rounds (a long chain) finishes with the per-gate loop.
+        """
+        if not self.num_gates:
+            return _frozen(np.zeros(0), np.int64)
+        first = self.first_gate
+        operands = [self.a, self.b]
+        if self.num_luts:
+            fanin = np.repeat(self.b[:, None], MAX_LUT_INPUTS, axis=1)
+            fanin[:, 0] = self.a
+            fanin[self.lut_gates] = self.lut_fanin  # unused columns read node 0 (level 0)
+            operands = list(fanin.T)
+        node_level = np.zeros(self.num_nodes, np.int64)
+        for _ in range(_VECTOR_ROUNDS):
+            deepest = node_level[operands[0]]
+            for column in operands[1:]:
+                np.maximum(deepest, node_level[column], out=deepest)
+            deepest += 1
+            if np.array_equal(deepest, node_level[first:]):
+                return _frozen(deepest, np.int64)
+            node_level[first:] = deepest
+        return self._level_by_loop()
+
+    def _level_by_loop(self) -> np.ndarray:
+        """:attr:`level` by one pass over the gates in order (the definition; slow in Python)."""
         node_level = [0] * self.num_nodes
         first = self.first_gate
-        fanins = self.fanins()
-        for g, (x, y) in enumerate(zip(self.a.tolist(), self.b.tolist())):
-            if g in fanins:
-                node_level[first + g] = 1 + max(node_level[v] for v in fanins[g])
-            else:
+        operands = zip(self.a.tolist(), self.b.tolist())
+        if not self.num_luts:
+            for g, (x, y) in enumerate(operands):
                 node_level[first + g] = 1 + max(node_level[x], node_level[y])
+        else:
+            fanins = self.fanins()
+            for g, pair in enumerate(operands):
+                node_level[first + g] = 1 + max(node_level[v] for v in fanins.get(g, pair))
         return _frozen(node_level[first:], np.int64)
 
     @property

@@ -2,10 +2,12 @@
 
 import numpy as np
 import pytest
+from hypothesis import given
 
 from lgn.compile import formats, packed, reference
 from lgn.compile.luts import decompose, fold_outputs, materialize_offsets
 from lgn.compile.netlist import Netlist, NetlistError
+from strategies import examples, netlists
 
 TEXT = """inputs 6
 g8 = XOR x0 x1
@@ -67,3 +69,18 @@ def test_back_ends_without_native_luts_refuse_them_in_one_line(back_end):
     with pytest.raises(NetlistError, match="does not compile class score offsets yet"):
         emit(gates_only)
     emit(materialize_offsets(gates_only))  # what the message says to do works
+
+
+@given(net=netlists(max_gates=120))
+@examples(200)
+def test_vectorized_levels_equal_the_per_gate_definition(net):
+    assert np.array_equal(net.level, net._level_by_loop())
+
+
+def test_levels_of_luts_and_of_a_chain_deeper_than_the_vector_rounds():
+    net = Netlist.from_text(TEXT)
+    assert net.level.tolist() == net._level_by_loop().tolist() == [1, 1, 2, 3]
+    n = 600  # deeper than _VECTOR_ROUNDS: the per-gate loop finishes it
+    chain = Netlist(1, np.full(n, 6), np.r_[2, np.arange(3, 2 + n)], np.zeros(n, int), [1 + n],
+                    num_classes=1)
+    assert chain.level.tolist() == list(range(1, n + 1))
