@@ -66,8 +66,8 @@ def outputs(netlist: Netlist, bits) -> np.ndarray:
     tables = dict(zip(netlist.lut_gates.tolist(), netlist.lut_table.tolist()))
     for g, (op, a, b) in enumerate(zip(netlist.op.tolist(), netlist.a.tolist(), netlist.b.tolist())):
         if g in fanins:
-            row = sum(value[v].astype(np.int64) << j for j, v in enumerate(fanins[g]))
-            value.append((tables[g] >> row) & 1 == 1)
+            row = sum(value[v].astype(np.uint64) << np.uint64(j) for j, v in enumerate(fanins[g]))
+            value.append((np.uint64(tables[g]) >> row) & np.uint64(1) == 1)
             continue
         value.append(TRUTH_TABLE[op][2 * value[a].astype(np.intp) + value[b]] == 1)
     return np.stack([value[node] for node in netlist.outputs.tolist()], axis=1)

@@ -84,3 +84,13 @@ def test_levels_of_luts_and_of_a_chain_deeper_than_the_vector_rounds():
     chain = Netlist(1, np.full(n, 6), np.r_[2, np.arange(3, 2 + n)], np.zeros(n, int), [1 + n],
                     num_classes=1)
     assert chain.level.tolist() == list(range(1, n + 1))
+
+
+@pytest.mark.parametrize("table", [0xF23456789ABCDEF1, 0x8000000000000000, 0xFFFFFFFFFFFFFFFF, 0x1])
+def test_lut6_with_every_table_bit_including_the_top_one(table):
+    net = Netlist.from_text(f"inputs 6\ng8 = LUT6 {table:#x} x0 x1 x2 x3 x4 x5\noutputs g8 | x0\n")
+    expected = np.array([(table >> i) & 1 for i in range(64)])
+    assert np.array_equal(reference.outputs(net, BITS)[:, 0], expected == 1)
+    assert np.array_equal(packed.run(net, BITS)[:, 0], expected)
+    assert np.array_equal(reference.outputs(decompose(net), BITS)[:, 0], expected == 1)
+    assert Netlist.from_text(net.to_text()) == net
