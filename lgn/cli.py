@@ -105,11 +105,17 @@ def main():
 @click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cpu or cuda.")
 @click.option("--out", "-o", type=click.Path(dir_okay=False), default=None,
               help="Checkpoint path [runs/DATASET/model.pt].")
-@click.option("--resume", is_flag=True, help="Continue the run saved at --out exactly where it stopped.")
-@click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
+@click.option("--resume", is_flag=True,
+              help="Continue the run saved at --out exactly where it stopped. Only --epochs, --steps, --device "
+                   "and --data-dir may change; any other option given must equal the checkpoint's.")
+@click.option("--progress/--no-progress", default=None,
+              help="Show a progress bar on stderr [only when stderr is a terminal; one line per epoch always].")
 @_friendly
 def train(dataset, data_dir, no_download, mirror, out, resume, progress, device, seed, arch, **overrides):
     """Train a logic gate network; write a checkpoint after every epoch and on Ctrl-C.
+
+    Each finished epoch appends a line of metrics to MODEL.metrics.jsonl beside the checkpoint
+    (lgn plot draws them).
 
     \b
     Examples:
@@ -117,45 +123,101 @@ def train(dataset, data_dir, no_download, mirror, out, resume, progress, device,
       lgn train --dataset fashion-mnist --arch "conv(16, k=3, p=1) orpool(2) flatten dense(2000)"
       lgn train --dataset fashion-mnist --layers 6 --width 8000
 
-    Launch with ``torchrun --nproc-per-node N`` to train data-parallel (gloo on CPU, nccl on GPU).
+    Launch with ``torchrun --nproc-per-node N`` to train data-parallel (gloo on CPU, nccl on GPU):
+    only rank 0 prints, shows progress and writes the checkpoint and metrics (at rank 0's --out).
     """
+    import torch.distributed as dist
+
+    from lgn.train.loop import distributed
+
+    rank, world = distributed()
+    try:
+        _train(rank, dataset, data_dir, no_download, mirror, out, resume, progress, device, seed, arch, overrides)
+    except _user_errors():
+        if rank == 0:
+            raise
+        sys.exit(1)  # rank 0 reports the same problem (torchrun then stops every process)
+    finally:
+        if world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+#: ``lgn train`` options given to TrainConfig (``--dataset``, ``--arch``, ``--seed`` and the rest).
+_TRAIN_FIELDS = ("dataset", "arch", "seed", "layers", "width", "tau", "epochs", "steps", "batch_size", "lr",
+                 "lr_schedule", "connections", "init", "parametrization", "pass_decay", "augment", "encoder_bits",
+                 "encoder_method")
+
+
+def _given_options(values: dict) -> dict:
+    """The ``lgn train`` options the user gave (on the command line or in the environment)."""
+    from click.core import ParameterSource
+
+    context = click.get_current_context()
+    return {key: values[key] for key in _TRAIN_FIELDS
+            if context.get_parameter_source(key) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)}
+
+
+def _train(rank, dataset, data_dir, no_download, mirror, out, resume, progress, device, seed, arch, overrides):
+    import dataclasses
+
     from lgn import data as datasets
-    from lgn.train import TrainConfig, resolve_arch
+    from lgn.train import TrainConfig, load_checkpoint, resolve_arch
     from lgn.train import train as run_training
     from lgn.train.checkpoint import check_writable
+    from lgn.train.loop import RESUME_MAY_CHANGE, resume_conflicts, shared_path
 
-    out = Path(out or Path("runs") / dataset.split(":")[-1].replace("/", "_").removesuffix(".npz") / "model.pt")
-    if resume and arch is not None:
-        raise ValueError("--resume continues the architecture saved at --out: drop --arch")
-    config = TrainConfig.for_dataset(dataset, arch=arch, data_dir=data_dir, seed=seed, device=device, **overrides)
-    if resume and not out.exists():
-        raise ValueError(f"--resume: no checkpoint at {out}")
-    check_writable(out)  # before the data is loaded: a bad --out fails at once
+    echo = click.echo if rank == 0 else (lambda *args, **kwargs: None)
+    out = shared_path(out or Path("runs") / dataset.split(":")[-1].replace("/", "_").removesuffix(".npz") / "model.pt")
+    given = _given_options({"dataset": dataset, "arch": arch, "seed": seed, **overrides})
+    if resume:
+        if not out.exists():
+            raise ValueError(f"--resume: no checkpoint at {out}")
+        state = load_checkpoint(out)
+        saved = state["config"]
+        conflicts = resume_conflicts(saved, given)
+        if conflicts:
+            may = ", ".join("--" + key.replace("_", "-") for key in RESUME_MAY_CHANGE)
+            raise ValueError(f"--resume: {'; '.join(conflicts)} contradict{'s' if len(conflicts) == 1 else ''} "
+                             f"the checkpoint {out} (a resumed run may change only {may})")
+        dataset, data_dir = saved.get("dataset") or dataset, data_dir or saved.get("data_dir")
+        fields = {k: v for k, v in saved.items() if k in TrainConfig.__dataclass_fields__}
+        extend = "epochs" in given or "steps" in given  # else: to the end the run was started with
+        config = dataclasses.replace(TrainConfig(**fields), device=device, data_dir=data_dir,
+                                     epochs=given.get("epochs", fields.get("epochs", TrainConfig.epochs)),
+                                     steps=given.get("steps") if extend else fields.get("steps"))
+    else:
+        config = TrainConfig.for_dataset(dataset, arch=arch, data_dir=data_dir, seed=seed, device=device,
+                                         **overrides)
+    if rank == 0:
+        check_writable(out)  # before the data is loaded: a bad --out fails at once
     data = datasets.load(dataset, data_dir, download=not no_download, mirror=mirror)
     shape = f" ({'x'.join(map(str, data.image_shape))} images)" if data.image_shape else ""
-    click.echo(
+    echo(
         f"dataset {data.name}: {len(data.x_train)} train / {len(data.x_test)} test, "
         f"{data.x_train.shape[1]} features{shape}, {data.num_classes} classes"
     )
-    if not resume:
+    if resume:
+        goal = f"{config.steps} steps" if config.steps else f"{config.epochs} epochs"
+        echo(f"resuming {out} at epoch {state['epoch']}, step {state['step']} (to {goal})")
+    else:
         spec = resolve_arch(config, data)  # a spec that does not fit the data stops here, before training
         gates = spec.num_gates(data.x_train.shape[1], spec.thermo.bits, data.image_shape)
-        click.echo(
+        echo(
             f"model: {spec} ({gates:,} gates), {config.parametrization} gates, init {config.init}, "
             f"lr {config.lr}, batch {config.batch_size}, {config.steps or config.epochs} "
             f"{'steps' if config.steps else 'epochs'}"
         )
-    result = run_training(config, data, out=out, resume=resume, progress=progress, log=click.echo)
+    result = run_training(config, data, out=out, resume=resume, progress=progress, log=echo)
     if result.interrupted:
-        click.echo(f"interrupted: checkpoint saved to {result.checkpoint}; continue with --resume")
+        echo(f"interrupted: checkpoint saved to {result.checkpoint}; continue with --resume")
         sys.exit(130)
     last = result.history[-1] if result.history else None
     if last:
-        click.echo(
+        echo(
             f"discretized test accuracy {last['discrete_acc']:.2%} (relaxed {last['relaxed_acc']:.2%}, "
             f"gap {last['gap'] * 100:+.2f} pp)"
         )
-    click.echo(f"model saved to {result.checkpoint}")
+    echo(f"model saved to {result.checkpoint}")
 
 
 # --------------------------------------------------------------------------- eval

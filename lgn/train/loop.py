@@ -19,9 +19,10 @@ from torch.nn.functional import cross_entropy
 from lgn.nn import LogicConv2d, LogicLayer, Thermometer, spec
 
 from .checkpoint import build_model, check_writable, load_checkpoint, load_model, save_checkpoint
+from .records import append_record, metrics_path, write_records
 
 __all__ = ["TrainConfig", "TrainingError", "TrainResult", "train", "PRESETS", "ARCH_PRESETS", "evaluate_accuracy",
-           "resolve_arch"]
+           "resolve_arch", "distributed", "shared_path", "resume_conflicts", "RESUME_MAY_CHANGE"]
 
 
 class TrainingError(RuntimeError):
@@ -162,6 +163,74 @@ def resolve_arch(config: TrainConfig, data) -> spec.Spec:
                         bits, method)
 
 
+#: Options a resumed run may change: how long it runs, where, and where its data is. Every
+#: other option defines the run (the model, its data and how it is trained: the checkpoint's
+#: optimizer state and batch order assume them) and, given with ``--resume``, must equal the
+#: checkpoint's (:func:`resume_conflicts`).
+RESUME_MAY_CHANGE = ("epochs", "steps", "device", "data_dir")
+#: Options checked one by one against the checkpoint's config (``arch``, ``layers`` and
+#: ``width`` are compared as model specs).
+_RESUME_FIXED = ("dataset", "tau", "encoder_bits", "encoder_method", "parametrization", "connections", "init",
+                 "seed", "batch_size", "lr", "lr_schedule", "pass_decay", "augment")
+
+
+def resume_conflicts(saved: dict, given: dict) -> list[str]:
+    """The options in ``given`` that contradict the checkpoint config ``saved``, as text.
+
+    ``given`` maps :class:`TrainConfig` field names to the values the user gave explicitly (an
+    option left at its default is not in it). Each conflict reads ``--OPTION VALUE
+    (checkpoint: VALUE)``; an empty list means the run can be resumed with these options.
+    Raises :class:`lgn.nn.spec.SpecError` for an ``arch`` that does not parse.
+    """
+    def option(key):
+        return "--" + key.replace("_", "-")
+
+    def show(value):
+        return "none" if value is None else (value if isinstance(value, str) and " " not in value else repr(value))
+
+    conflicts = []
+    saved_spec = spec.from_config(saved)
+    for key in _RESUME_FIXED:
+        if key not in given or key in ("tau", "encoder_bits", "encoder_method") and key not in saved:
+            continue
+        value, before = given[key], saved.get(key)
+        same = (value == before if not isinstance(value, float) or before is None
+                else math.isclose(value, float(before), rel_tol=1e-12, abs_tol=0.0))
+        if not same:
+            conflicts.append(f"{option(key)} {show(value)} (checkpoint: {show(before)})")
+    if given.get("arch") is not None:
+        name = given["arch"].strip()
+        wanted = (spec.from_config(dataclasses.asdict(TrainConfig.for_dataset(saved.get("dataset") or "digits",
+                                                                              arch=name)))
+                  if name in ARCH_PRESETS else spec.parse(name))
+        parts = [("layers", _layers_text(wanted), _layers_text(saved_spec))]
+        if wanted.thermo is not None and "encoder_bits" not in given and wanted.thermo.bits is not None:
+            parts.append(("encoder bits", wanted.thermo.bits, saved.get("encoder_bits")))
+        if wanted.thermo is not None and "encoder_method" not in given and wanted.thermo.method is not None:
+            parts.append(("encoder method", wanted.thermo.method, saved.get("encoder_method")))
+        if wanted.head.tau is not None and "tau" not in given:
+            parts.append(("tau", wanted.head.tau, saved.get("tau")))
+        for what, value, before in parts:
+            if before is not None and value != before:
+                conflicts.append(f"--arch {show(given['arch'])}: {what} {show(value)} (checkpoint: {show(before)})")
+    dense = [b.width for b in saved_spec.layers if isinstance(b, spec.Dense)]
+    uniform = len(dense) == len(saved_spec.layers) and len(set(dense)) == 1
+    for key, before in (("layers", len(dense)), ("width", dense[0] if dense else None)):
+        if given.get(key) is None:
+            continue
+        if not uniform:
+            conflicts.append(f"{option(key)} {given[key]} (checkpoint: arch {_layers_text(saved_spec)!r}, "
+                             "not layers x width)")
+        elif given[key] != before:
+            conflicts.append(f"{option(key)} {given[key]} (checkpoint: {before})")
+    return conflicts
+
+
+def _layers_text(model: spec.Spec) -> str:
+    """The logic layers of ``model`` as spec text (no encoder, no head): what ``--arch`` compares."""
+    return str(spec.Spec(model.layers))
+
+
 def parse_augment(text: str | None, image_shape) -> dict:
     """``'shift=1,flip'`` -> ``{'shift': 1, 'flip': True}``; raises :class:`TrainingError` when malformed."""
     if not text:
@@ -252,23 +321,48 @@ def _is_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def _distributed() -> tuple[int, int]:
-    """(rank, world size), initialising the process group when launched by torchrun."""
+def distributed() -> tuple[int, int]:
+    """(rank, world size), initialising the process group when launched by torchrun.
+
+    ``torchrun`` sets ``WORLD_SIZE`` (and ``RANK``, ``LOCAL_RANK``); with more than one process
+    the group is initialised once (nccl when CUDA is available, else gloo). A plain run is (0, 1).
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
 
 
+def shared_path(path: str | os.PathLike | None) -> Path | None:
+    """Rank 0's ``path``, made absolute, on every rank (``path`` itself in a plain run).
+
+    Every rank must read and name the same checkpoint, whatever its working directory or
+    defaults; only rank 0 writes it.
+    """
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return Path(path) if path is not None else None
+    agreed = [str(Path(path).absolute()) if path is not None else None]
+    dist.broadcast_object_list(agreed, src=0)
+    return Path(agreed[0]) if agreed[0] is not None else None
+
+
 def train(config: TrainConfig, data, out: str | os.PathLike | None = None, resume: bool = False,
-          progress: bool = True, log=print) -> TrainResult:
+          progress: bool | None = None, log=print) -> TrainResult:
     """Train a LogicNet on ``data`` (an :class:`lgn.data.Dataset`) as ``config`` says.
 
     A checkpoint is written atomically to ``out`` after every epoch, on Ctrl-C and at the end;
-    ``resume=True`` continues exactly from the checkpoint at ``out``. A NaN loss stops training
-    with :class:`TrainingError`, leaving the last good checkpoint in place.
+    ``resume=True`` continues exactly from the checkpoint at ``out`` (its settings, with
+    ``config``'s ``epochs``, ``steps``, ``device`` and, when set, ``data_dir``). A NaN loss stops
+    training with :class:`TrainingError`, leaving the last good checkpoint in place.
+
+    Every finished epoch appends its metrics to ``out``'s run record (:mod:`lgn.train.records`);
+    a resumed run first rewrites that file with the checkpoint's history. ``progress``: a progress
+    bar on stderr; ``None`` shows one only when stderr is a terminal (the per-epoch lines go to
+    ``log`` either way). Under ``torchrun`` the processes train data-parallel; only rank 0
+    logs, shows progress and writes the checkpoint and records.
     """
-    rank, world = _distributed()
+    rank, world = distributed()
+    out = shared_path(out)
     device = torch.device(config.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise TrainingError("--device cuda was asked for, but no CUDA device is available")
@@ -294,16 +388,20 @@ def train(config: TrainConfig, data, out: str | os.PathLike | None = None, resum
 
     generator = torch.Generator().manual_seed(config.seed)
     history, epoch, batch, step, perm = [], 0, 0, 0, None
+    loss_sum, loss_count, elapsed = 0.0, 0, 0.0  # the epoch's training loss so far; seconds before this process
     if resume:
         state = load_checkpoint(out)
         saved = TrainConfig(**{k: v for k, v in state["config"].items() if k in TrainConfig.__dataclass_fields__})
         model, _ = load_model(out, state)
-        config = dataclasses.replace(saved, epochs=config.epochs, steps=config.steps, device=config.device)
+        config = dataclasses.replace(saved, epochs=config.epochs, steps=config.steps, device=config.device,
+                                     data_dir=config.data_dir or saved.data_dir)
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["rng"])
         epoch, batch, step, history = state["epoch"], state["batch"], state["step"], list(state["history"])
         perm = state["perm"]
+        loss_sum, loss_count = _epoch_loss(state)
+        elapsed = float(state.get("seconds", history[-1].get("seconds", 0.0) if history else 0.0))
     else:
         torch.manual_seed(config.seed)
         model = build_model(config.__dict__, _encoder(config, data))
@@ -327,6 +425,7 @@ def train(config: TrainConfig, data, out: str | os.PathLike | None = None, resum
             "epoch": next_epoch, "batch": next_batch, "step": step,
             "perm": current_perm if current_perm is not None else torch.empty(0, dtype=torch.int64),
             "history": history,
+            "epoch_loss": [loss_sum, loss_count], "seconds": round(elapsed + time.time() - start_time, 2),
         }
 
     last_good = None
@@ -337,7 +436,14 @@ def train(config: TrainConfig, data, out: str | os.PathLike | None = None, resum
             last_good = save_checkpoint(out, snapshot(next_epoch, next_batch, current_perm))
         return last_good
 
+    records = metrics_path(out) if out is not None and rank == 0 else None
+    if records is not None and resume:  # the checkpoint's epochs, none after it
+        write_records(records, history)
+    fresh_records = not resume  # a new run replaces an old run's records with its first epoch's
+
     pass_through = _pass_through_targets(model) if config.pass_decay else []
+    if progress is None:
+        progress = _is_terminal(sys.stderr)
     bar = _progress(total_steps, step, enabled=progress and rank == 0)
     interrupted = False
     start_time = time.time()
@@ -361,6 +467,7 @@ def train(config: TrainConfig, data, out: str | os.PathLike | None = None, resum
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                loss_sum, loss_count = loss_sum + loss.item(), loss_count + 1
                 if config.pass_decay:
                     _decay_to_pass_through(pass_through, optimizer.param_groups[0]["lr"] * config.pass_decay)
                 batch += 1
@@ -375,9 +482,13 @@ def train(config: TrainConfig, data, out: str | os.PathLike | None = None, resum
                 break
             epoch += 1
             perm, batch = None, 0
-            metrics = _epoch_metrics(model, epoch, step, loss.item(), x_test, y_test, time.time() - start_time)
-            history.append(metrics)
+            mean_loss = _mean_over_ranks(loss_sum, loss_count, world, device)
+            lr = optimizer.param_groups[0]["lr"]
+            loss_sum, loss_count = 0.0, 0
             if rank == 0:
+                metrics = _epoch_metrics(model, epoch, step, mean_loss, lr, x_test, y_test,
+                                         elapsed + time.time() - start_time)
+                history.append(metrics)
                 bar.clear()
                 log(
                     f"epoch {epoch:3d}  step {step:6d}  loss {metrics['loss']:.4f}  "
@@ -386,6 +497,9 @@ def train(config: TrainConfig, data, out: str | os.PathLike | None = None, resum
                 )
                 bar.refresh()
             checkpoint(epoch, 0, None)
+            if records is not None:
+                write_records(records, history) if fresh_records else append_record(records, metrics)
+                fresh_records = False
     bar.close()
     if world > 1:
         dist.barrier()
@@ -424,11 +538,37 @@ def _decay_to_pass_through(targets, rate: float) -> None:
         weights.lerp_(target, rate)
 
 
-def _epoch_metrics(model, epoch, step, loss, x_test, y_test, seconds):
+def _epoch_metrics(model, epoch, step, loss, lr, x_test, y_test, seconds):
+    """One run record (see :mod:`lgn.train.records`): ``loss`` is the epoch's mean training loss."""
     relaxed = evaluate_accuracy(model, x_test, y_test, relaxed=True)
     discrete = evaluate_accuracy(model, x_test, y_test, relaxed=False)
     return {"epoch": epoch, "step": step, "loss": loss, "relaxed_acc": relaxed, "discrete_acc": discrete,
-            "gap": relaxed - discrete, "seconds": round(seconds, 2)}
+            "gap": relaxed - discrete, "lr": lr, "seconds": round(seconds, 2)}
+
+
+def _epoch_loss(state: dict) -> tuple[float, int]:
+    """The (sum, count) of training losses of the checkpoint's unfinished epoch (none: older files)."""
+    saved = state.get("epoch_loss")
+    if (isinstance(saved, list) and len(saved) == 2 and isinstance(saved[0], float)
+            and isinstance(saved[1], int) and not isinstance(saved[1], bool) and saved[1] >= 0):
+        return saved[0], saved[1]
+    return 0.0, 0
+
+
+def _mean_over_ranks(total: float, count: int, world: int, device) -> float:
+    """The mean of the per-step losses of all ranks (each rank ran ``count`` steps)."""
+    if world > 1:
+        summed = torch.tensor([total, float(count)], dtype=torch.float64, device=device)
+        dist.all_reduce(summed)
+        total, count = float(summed[0]), int(summed[1])
+    return total / max(count, 1)
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
 
 
 def _move_optimizer(optimizer, device):
