@@ -481,5 +481,36 @@ def check(model, dataset, data_dir, out, vectors):
     click.echo("all back ends agree")
 
 
+# --------------------------------------------------------------------------- plot
+@main.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path())
+@click.option("--out", "-o", type=click.Path(dir_okay=False), required=True,
+              help="Image to write: .png (or .svg, .pdf).")
+@click.option("--size", default=None, metavar="WIDTHxHEIGHT",
+              help="Figure size in pixels [480x360 per panel, three panels to a row].")
+@_friendly
+def plot(runs, out, size):
+    """Plot RUNS: training curves, gate types per layer, accuracy against gates and LUT6.
+
+    Each of RUNS is a checkpoint or netlist file (with MODEL.metrics.jsonl beside it, when
+    present), a metrics file, or a run directory holding model.pt. With several models, their
+    discretized test accuracy is drawn against their gates and, where `MODEL.synth.json` holds a
+    xilinx synthesis report, against their LUT6 count. Needs matplotlib: pip install 'lgn[plot]'.
+    """
+    from lgn.plot import figure_pixels
+    from lgn.plot import plot as draw
+
+    pixels = None
+    if size is not None:
+        width, cross, height = size.lower().partition("x")
+        if not (cross and width.isdigit() and height.isdigit() and 0 < int(width) <= 20000
+                and 0 < int(height) <= 20000):
+            raise ValueError(f"--size {size}: expected WIDTHxHEIGHT in pixels, e.g. 1200x800")
+        pixels = (int(width), int(height))
+    path, panels = draw(runs, out, pixels)
+    width, height = figure_pixels(len(panels), pixels)
+    click.echo(f"plot: {path} ({width}x{height} px): {'; '.join(panels)}")
+
+
 if __name__ == "__main__":
     main()
