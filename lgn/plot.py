@@ -304,5 +304,6 @@ def _scatter(ax, runs, size_of, label):
         ax.annotate(run.label, (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
     if min(xs) > 0 and max(xs) > 10 * min(xs):
         ax.set_xscale("log")
+    ax.margins(0.15)  # room for the labels
     ax.set_xlabel(label, fontsize=8)
     ax.set_ylabel("discretized test accuracy", fontsize=8)

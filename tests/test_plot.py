@@ -73,6 +73,21 @@ def test_plot_of_several_models_adds_accuracy_against_gates_and_lut6(runs, tmp_p
     assert png_size(out) == (3 * PANEL_PIXELS[0], 2 * PANEL_PIXELS[1])
 
 
+def test_a_netlist_file_without_record_is_evaluated_for_accuracy_against_gates(runs, tmp_path):
+    from lgn.compile import formats
+    from lgn.io import load_model_file
+    from lgn.plot import find_run
+
+    netlist = tmp_path / "exported.npz"
+    formats.save(load_model_file(runs[0]).netlist, netlist)
+    exported, trained = find_run(netlist), find_run(runs[0])
+    assert exported.records == [] and trained.records
+    assert exported.accuracy == trained.accuracy == trained.records[-1]["discrete_acc"]  # packed == torch
+    result = run("plot", netlist, runs[1], "-o", tmp_path / "two.png")
+    assert result.exit_code == 0, result.output
+    assert "accuracy against gates" in result.output
+
+
 def test_gate_types_per_layer_counts_every_gate_by_level():
     from lgn.compile.netlist import Netlist
 

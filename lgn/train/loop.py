@@ -459,10 +459,11 @@ def train(config: TrainConfig, data, out: str | os.PathLike | None = None, resum
                 xb = _augment(x_train[idx], config.image_shape, augment, generator) if augment else x_train[idx]
                 xb, yb = xb[rank::world].to(device), y_train[idx[rank::world]].to(device)
                 loss = cross_entropy(ddp_model(xb), yb)
-                if not torch.isfinite(loss):
+                if not _finite_on_all_ranks(loss, world):  # every rank stops at the same step
                     bar.close()
                     kept = f"last good checkpoint: {last_good}" if last_good else "no checkpoint was written"
-                    raise TrainingError(f"loss became {loss.item()} at step {step + 1} (epoch {epoch + 1}); {kept}")
+                    value = loss.item() if not torch.isfinite(loss) else "non-finite on another rank"
+                    raise TrainingError(f"loss became {value} at step {step + 1} (epoch {epoch + 1}); {kept}")
                 _set_lr(optimizer, config, step, total_steps)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -553,6 +554,14 @@ def _epoch_loss(state: dict) -> tuple[float, int]:
             and isinstance(saved[1], int) and not isinstance(saved[1], bool) and saved[1] >= 0):
         return saved[0], saved[1]
     return 0.0, 0
+
+
+def _finite_on_all_ranks(loss: torch.Tensor, world: int) -> bool:
+    """Whether the loss is finite on every rank (a rank that stopped alone would hang the others)."""
+    finite = torch.isfinite(loss.detach()).to(torch.float32).reshape(1)
+    if world > 1:
+        dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+    return bool(finite.item())
 
 
 def _mean_over_ranks(total: float, count: int, world: int, device) -> float:

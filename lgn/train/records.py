@@ -57,7 +57,9 @@ def append_record(path: str | os.PathLike, record: dict) -> None:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
         try:
-            os.write(fd, line)  # one write of a short line in O_APPEND mode: whole or torn, never interleaved
+            written = os.write(fd, line)  # one write of a short line (O_APPEND): whole, or torn by a kill
+            while written < len(line):  # a short write (a full disk, a signal): the rest follows
+                written += os.write(fd, line[written:])
             os.fsync(fd)
         finally:
             os.close(fd)
