@@ -69,3 +69,27 @@ def test_a_contradicting_resume_fails_once_under_torchrun(tmp_path):
     assert errors == [f"lgn: error: --resume: --width 300 (checkpoint: 200) contradicts the checkpoint "
                       f"{tmp_path / 'rank0' / 'run' / 'model.pt'} (a resumed run may change only --epochs, "
                       "--steps, --device, --data-dir)"], bad.stdout + bad.stderr
+
+
+def _check_finite(rank, init_file, losses, results):
+    import torch
+    import torch.distributed as dist
+
+    from lgn.train.loop import _finite_on_all_ranks
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    try:
+        for index, pair in enumerate(losses):
+            finite = _finite_on_all_ranks(torch.tensor(pair[rank]), 2)
+            (results / f"{index}.{rank}").write_text(str(finite))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_a_non_finite_loss_on_one_rank_stops_every_rank(tmp_path):
+    import torch.multiprocessing as mp
+
+    losses = [(1.0, 2.0), (1.0, float("nan")), (float("inf"), 0.5)]
+    mp.spawn(_check_finite, args=(str(tmp_path / "init"), losses, tmp_path), nprocs=2)
+    for index, expected in enumerate(["True", "False", "False"]):
+        assert [(tmp_path / f"{index}.{rank}").read_text() for rank in (0, 1)] == [expected] * 2
