@@ -1,5 +1,6 @@
 """The command line end to end, through click's test runner (and a real subprocess for signals)."""
 
+import importlib
 import os
 import signal
 import subprocess
@@ -158,6 +159,34 @@ def test_export_bad_input(trained, tmp_path, args, message):
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize("args, message", [
+    (["export", "MODEL", "-t", "packed", "--word-bits", "32", "-o", "OUT/m.npz"],
+     "--word-bits does not apply to the packed target (it applies to c)"),
+    (["export", "MODEL", "-t", "c", "--pipeline", "2", "-o", "OUT"],
+     "--pipeline does not apply to the c target (it applies to verilog)"),
+    (["export", "MODEL", "-t", "aiger", "--name", "x", "-o", "OUT/m.aig"], "--name does not apply to the aiger target"),
+    (["export", "MODEL", "-t", "blif", "--data-dir", "OUT", "-o", "OUT/m.blif"],
+     "--data-dir does not apply to the blif target"),
+])
+def test_an_option_of_another_target_is_one_clear_line(trained, tmp_path, args, message):
+    args = [str(trained[0]) if a == "MODEL" else a.replace("OUT", str(tmp_path)) for a in args]
+    result = run(*args)
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 1 and len(lines) == 1 and lines[0].startswith(f"lgn: error: {message}"), result.output
+    assert list(tmp_path.iterdir()) == []  # refused before anything is written
+
+
+def test_cli_choices_come_from_the_back_ends():
+    from lgn.compile import c
+    from lgn.hdl.synth import ICE40_DEVICES, TARGETS
+
+    export = run("export", "--help").output
+    assert f"[{'|'.join(map(str, c.WORD_BITS))}]" in export and f"[{'|'.join(c.STYLES)}]" in export
+    assert f"[default: {c.DEFAULT_STYLE}]" in export
+    help_synth = run("synth", "--help").output
+    assert f"[{'|'.join(TARGETS)}]" in help_synth and f"[{'|'.join(ICE40_DEVICES)}]" in help_synth
+
+
 def test_c_backend_from_the_cli(trained, tmp_path):
     require_tool("gcc")
     out, _ = trained
@@ -183,6 +212,21 @@ def test_verilog_export_and_check(trained, tmp_path):
     assert "all back ends agree" in result.output
     for backend in ("pytorch eval()", "packed, optimized", "C (compiled here)", "verilog"):
         assert backend in result.output
+
+
+def test_check_reads_the_model_once_and_emits_the_c_once(trained, tmp_path, monkeypatch):
+    import lgn.files
+
+    require_tool("gcc")
+    emit_module = importlib.import_module("lgn.compile.c.emit")  # the module, not lgn.compile.c.emit()
+    reads, emitted = [], []
+    read_bytes, emit = lgn.files.read_bytes, emit_module.emit
+    monkeypatch.setattr(lgn.files, "read_bytes", lambda path: reads.append(str(path)) or read_bytes(path))
+    monkeypatch.setattr(emit_module, "emit", lambda *a, **k: emitted.append(a[1:]) or emit(*a, **k))
+    result = run("check", trained[0], "--out", tmp_path, "--vectors", "10")
+    assert result.exit_code == 0 and "C (compiled here)" in result.output, result.output
+    assert reads.count(str(trained[0])) == 1
+    assert len(emitted) == 1 and (tmp_path / "c" / "model.c").exists()
 
 
 @pytest.mark.parametrize("args, message", [
