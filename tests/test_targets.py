@@ -3,9 +3,12 @@
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+from test_formats import simulate_aag
 
 from lgn import targets
+from lgn.compile import reference
 from lgn.compile import targets as compile_targets
 
 
@@ -45,3 +48,144 @@ def test_options_are_checked_against_the_target():
         targets.get("verilog").option_values({"pipeline": -1})
     with pytest.raises(targets.TargetError, match="unknown target 'vhdl', expected one of torch, packed"):
         targets.get("vhdl")
+
+
+# ------------------------------------------------------------------- every target, end to end
+SMALL = ["--layers", "2", "--width", "200", "--tau", "10", "--lr", "0.05", "--encoder-bits", "3", "--no-progress"]
+SUFFIX = {"packed": "m.npz", "netlist": "m.txt", "blif": "m.blif", "aiger": "m.aag", "dot": "m.dot"}
+
+
+def run(*args):
+    from click.testing import CliRunner
+
+    from lgn.cli import main
+
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """A small digits model trained through the CLI, with its test split (lgn.io.EvalSetup)."""
+    from lgn.io import load_for_eval
+
+    out = tmp_path_factory.mktemp("targets") / "model.pt"
+    result = run("train", "--dataset", "digits", "--epochs", "2", "--out", out, *SMALL)
+    assert result.exit_code == 0, result.output
+    return load_for_eval(out)
+
+
+def blif_outputs(text: str, bits: np.ndarray) -> dict[str, np.ndarray]:
+    """Evaluate single-output BLIF covers (``.names``) on input bits named ``x<i>``; outputs by name."""
+    value = {f"x{i}": bits[:, i] != 0 for i in range(bits.shape[1])}
+    outputs, cover, target = [], [], None
+
+    def close():
+        if target is not None:
+            *ins, out = target
+            on = np.zeros(len(bits), bool)
+            for row in cover:
+                term = np.ones(len(bits), bool)
+                for name, literal in zip(ins, row.split()[0] if ins else ""):
+                    term &= value[name] if literal == "1" else ~value[name] if literal == "0" else True
+                on |= term
+            value[out] = on
+
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        words = line.split()
+        if words[0] in (".names", ".end"):
+            close()
+            target, cover = (words[1:], []) if words[0] == ".names" else (None, [])
+        elif words[0] == ".outputs":
+            outputs = words[1:]
+        elif not words[0].startswith("."):
+            cover.append(line)
+    return {name: value[name] for name in outputs}
+
+
+def read_netlist_file(net, path, features, bits):
+    from lgn.compile import formats
+
+    loaded = formats.load(path)
+    assert np.array_equal(reference.scores(loaded, reference.encode(loaded, features)), reference.scores(net, bits))
+
+
+def read_gate_file(net, path, features, bits, read):
+    from lgn.compile import formats
+
+    got = read(path, bits)
+    outputs = np.stack([got[name] for name in formats.output_names(net)], axis=1)
+    assert np.array_equal(outputs, reference.outputs(net, bits))
+
+
+def read_c(net, path, features, bits):
+    from conftest import require_tool
+
+    from lgn.compile import c
+
+    require_tool("gcc")
+    source = path / "model.c"
+    library = c.compile_shared(source, path / "libcheck.so", "gcc", ("-O1", "-std=c99", "-Wall", "-Wextra",
+                                                                   "-Werror", "-pedantic"))
+    built = c.CModel(library, net, "model", 64)
+    assert np.array_equal(built.scores(features), reference.scores(net, bits))
+
+
+def read_verilog(net, path, features, bits):
+    from conftest import require_tool
+
+    from lgn import hdl
+    from lgn.compile import packed
+
+    require_tool("iverilog")
+    testbench = path / "model_tb.v"
+    assert hdl.run_testbench(testbench, path / "model.v") == 0  # expected values: the packed executor
+    assert np.array_equal(packed.run(net, bits), reference.scores(net, bits))
+
+
+#: How each exported target is read back and compared with the reference interpreter.
+READ_BACK = {
+    "packed": read_netlist_file,
+    "netlist": read_netlist_file,
+    "blif": lambda net, path, features, bits: read_gate_file(
+        net, path, features, bits, lambda p, b: blif_outputs(p.read_text(), b)),
+    "aiger": lambda net, path, features, bits: read_gate_file(
+        net, path, features, bits, lambda p, b: simulate_aag(p.read_text(), {f"x{i}": b[:, i] != 0
+                                                                             for i in range(b.shape[1])}, len(b))),
+    "c": read_c,
+    "verilog": read_verilog,
+}
+EXTRA = {"verilog": ["--vectors", "20"]}
+
+
+def test_every_exported_target_has_a_read_back():
+    assert set(READ_BACK) == set(targets.exporting())
+
+
+@pytest.mark.parametrize("name", list(targets.TARGETS))
+def test_target_end_to_end(setup, tmp_path, name):
+    """Export through the CLI and read back, or classify through ``lgn eval``: equal to the reference."""
+    target = targets.get(name)
+    net = setup.file.netlist
+    features = setup.features[:20]
+    bits = reference.encode(net, features)
+    expected = reference.predict(net, reference.encode(net, setup.features))
+    if target.writes:
+        out = tmp_path / SUFFIX.get(name, name)
+        result = run("export", setup.file.path, "--target", name, "-o", out, *EXTRA.get(name, []))
+        assert result.exit_code == 0, result.output
+        assert out.is_dir() == (target.writes == "directory")
+        READ_BACK[name](net, out, features, bits)
+    if target.predicts:
+        if target.available:
+            try:
+                targets.Ref(target.available).resolve()()
+            except (ValueError, OSError) as exc:
+                from conftest import missing
+
+                missing(str(exc))
+        assert np.array_equal(setup.predict(name), expected)
+        result = run("eval", setup.file.path, "--backend", name)
+        accuracy = float((expected == setup.data.y_test).mean())
+        assert result.exit_code == 0 and f"({name}): {accuracy:.2%}" in result.output, result.output
