@@ -5,6 +5,7 @@ import sys
 
 import numpy as np
 import pytest
+from test_cli_files import SMALL, run
 from test_formats import simulate_aag
 
 from lgn import targets
@@ -51,16 +52,7 @@ def test_options_are_checked_against_the_target():
 
 
 # ------------------------------------------------------------------- every target, end to end
-SMALL = ["--layers", "2", "--width", "200", "--tau", "10", "--lr", "0.05", "--encoder-bits", "3", "--no-progress"]
 SUFFIX = {"packed": "m.npz", "netlist": "m.txt", "blif": "m.blif", "aiger": "m.aag", "dot": "m.dot"}
-
-
-def run(*args):
-    from click.testing import CliRunner
-
-    from lgn.cli import main
-
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +61,7 @@ def setup(tmp_path_factory):
     from lgn.io import load_for_eval
 
     out = tmp_path_factory.mktemp("targets") / "model.pt"
-    result = run("train", "--dataset", "digits", "--epochs", "2", "--out", out, *SMALL)
-    assert result.exit_code == 0, result.output
+    assert run("train", "--dataset", "digits", "--epochs", "2", "--out", out, *SMALL).exit_code == 0
     return load_for_eval(out)
 
 
