@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pytest
 from test_cli_files import SMALL, run
+from test_dot import parse_dot, rebuild
 from test_formats import simulate_aag
 
 from lgn import targets
@@ -146,6 +147,8 @@ READ_BACK = {
                                                                              for i in range(b.shape[1])}, len(b))),
     "c": read_c,
     "verilog": read_verilog,
+    "dot": lambda net, path, features, bits: np.testing.assert_array_equal(
+        reference.scores(rebuild(parse_dot(path.read_text()), net.num_inputs), bits), reference.scores(net, bits)),
 }
 EXTRA = {"verilog": ["--vectors", "20"]}
 
