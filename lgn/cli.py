@@ -370,11 +370,52 @@ def _test_vectors(file, target, netlist, count, data_dir):
 
 
 # --------------------------------------------------------------------------- info
+def _layers_table(netlist, title: str) -> str:
+    """Per logic level of ``netlist``: gates, fan-out (max, mean) and gates per op, as a table.
+
+    Level 0 holds the input bits; a node's fan-out counts the gates that read it (operands the
+    gate's function depends on, LUT inputs) and the outputs it drives.
+    """
+    import numpy as np
+
+    from lgn.compile.gates import GATE_NAMES, READS_A, READS_B
+    from lgn.compile.netlist import LUT_OP, MAX_LUT_INPUTS
+
+    nodes, first = netlist.num_nodes, netlist.first_gate
+    fanout = np.bincount(netlist.outputs, minlength=nodes)
+    for operand, reads in ((netlist.a, READS_A), (netlist.b, READS_B)):
+        fanout += np.bincount(operand[np.isin(netlist.op, sorted(reads))], minlength=nodes)
+    if netlist.num_luts:
+        used = np.arange(MAX_LUT_INPUTS) < netlist.lut_arity[:, None].astype(np.int64)
+        fanout += np.bincount(netlist.lut_fanin[used], minlength=nodes)
+    level = np.concatenate([np.full(first, -1), netlist.level])
+    level[2:first] = 0  # input bits; the constants (-1) are left out
+    names = GATE_NAMES + ("LUT",)
+    rows = []
+    for depth in range(netlist.depth + 1):
+        members = np.flatnonzero(level == depth)
+        ops = np.bincount(netlist.op[members[members >= first] - first], minlength=LUT_OP + 1)
+        counts = ", ".join(f"{names[o]} {ops[o]}" for o in np.argsort(-ops, kind="stable") if ops[o])
+        out = fanout[members]
+        rows.append((str(depth), str(len(members)) + ("" if depth else " inputs"),
+                     str(out.max()) if len(out) else "-", f"{out.mean():.2f}" if len(out) else "-",
+                     counts or "-"))
+    header = ("level", "gates", "fan-out max", "mean", "gates per op")
+    widths = [max(len(row[i]) for row in rows + [header]) for i in range(4)]
+    lines = [title, "  ".join(h.rjust(w) for h, w in zip(header, widths)) + "  " + header[4]]
+    lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths)) + "  " + row[4] for row in rows]
+    return "\n".join(lines) + f"\ndepth {netlist.depth}, {netlist.num_gates} gates\n"
+
+
 @main.command()
 @click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--layers", is_flag=True,
+              help="Also print, per logic level, gates per op and fan-out (max, mean), as stored and "
+                   "after optimization.")
 @_friendly
-def info(model):
+def info(model, layers):
     """Describe MODEL: inputs, gates per op, depth, outputs per class, before and after optimization."""
+    from lgn.compile.passes import optimize
     from lgn.compile.report import describe
     from lgn.io import load_model_file
 
@@ -384,7 +425,11 @@ def info(model):
     covers = "weights, config and training state" if file.kind == "checkpoint" else "netlist and meta"
     status = (f"checksum verified (sha256 {file.checksum} of the {covers})" if file.verified else
               "NOT verified: it carries no checksum (written before lgn recorded one)")
-    click.echo(describe(file.netlist, source=f"{file.path}: {kind}, {status}", hashes=True), nl=False)
+    optimized = optimize(file.netlist)
+    click.echo(describe(file.netlist, optimized, source=f"{file.path}: {kind}, {status}", hashes=True), nl=False)
+    if layers:
+        for netlist, what in ((file.netlist, "as stored"), (optimized, "after optimize")):
+            click.echo("\n" + _layers_table(netlist, f"levels ({what})"), nl=False)
 
 
 # --------------------------------------------------------------------------- synth
