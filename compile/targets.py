@@ -151,6 +151,16 @@ class Target:
             raise TargetError(f"the {self.name} target has no {which}")
         return Ref(ref).resolve()
 
+    def unavailable(self) -> str | None:
+        """Why the predictor cannot run on this machine (a tool it needs is missing), or None."""
+        if self.available is None:
+            return None
+        try:
+            Ref(self.available).resolve()()
+        except (ValueError, OSError) as exc:
+            return str(exc)
+        return None
+
     def option_values(self, given: dict) -> dict:
         """Every option of this target: ``given`` ones checked, the others at their defaults.
 

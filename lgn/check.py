@@ -61,7 +61,7 @@ def run_checks(model_path, dataset=None, data_dir=None, out: Path | None = None,
     reported as skipped, not as agreeing. The model file is read once.
     """
     from lgn.io import load_for_eval
-    from lgn.targets import TARGETS, Ref
+    from lgn.targets import TARGETS
 
     setup = load_for_eval(model_path, dataset, data_dir)
     netlist, labels = setup.file.netlist, np.asarray(setup.data.y_test)
@@ -82,12 +82,10 @@ def run_checks(model_path, dataset=None, data_dir=None, out: Path | None = None,
         if not target.predicts or (target.source == "model" and setup.file.model is None):
             continue
         label = target.label or target.name
-        if target.available is not None:
-            try:
-                Ref(target.available).resolve()()
-            except (ValueError, OSError) as exc:
-                report.rows.append(CheckRow(label, note=f"skipped: {exc}"))
-                continue
+        missing = target.unavailable()
+        if missing:
+            report.rows.append(CheckRow(label, note=f"skipped: {missing}"))
+            continue
         directory = out / target.name if target.writes == "directory" else None
         t = time.perf_counter()
         predictions = setup.predictor(target.name, out=directory, tuned=False)()
