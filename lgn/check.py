@@ -52,56 +52,47 @@ def _row(backend, predictions, reference, labels, seconds, note="") -> CheckRow:
 
 def run_checks(model_path, dataset=None, data_dir=None, out: Path | None = None, vectors: int = 1000,
                log=print) -> CheckReport:
-    """Evaluate the test set with torch, packed (raw and optimized), C and Verilog; compare all.
+    """Evaluate the test set on every back end that classifies, and on Verilog; compare all.
 
-    C and Verilog are generated from the optimized netlist into ``out`` (``out/c``,
-    ``out/verilog``). A back end whose tool is missing is reported as skipped, not as agreeing.
+    The reference is the packed executor on the netlist as stored; then each back end of
+    :data:`lgn.targets.TARGETS` that classifies runs the optimized netlist (torch: the model, for
+    checkpoints), those that export writing their files into ``out/NAME`` once and running those,
+    and the Verilog testbench runs in ``out/verilog``. A back end whose tool is missing is
+    reported as skipped, not as agreeing. The model file is read once.
     """
-    from lgn.compile import packed
-    from lgn.compile.passes import optimize
     from lgn.io import load_for_eval
+    from lgn.targets import TARGETS
 
     setup = load_for_eval(model_path, dataset, data_dir)
     netlist, labels = setup.file.netlist, np.asarray(setup.data.y_test)
-    features = setup.features
     report = CheckReport()
 
     t = time.perf_counter()
-    bits = netlist.encoding.encode(features) if netlist.encoding is not None else features != 0
-    reference = packed.predict(netlist, bits)
-    report.rows.append(_row("packed (reference)", reference, reference, labels, time.perf_counter() - t,
-                            f"{netlist.num_gates} gates"))
-    if setup.file.model is not None:
-        t = time.perf_counter()
-        report.rows.append(_row("pytorch eval()", setup.predict("torch"), reference, labels,
-                                time.perf_counter() - t))
-
-    t = time.perf_counter()
-    optimized = optimize(netlist)
+    reference = setup.predictor("packed", optimized=False)()
     seconds = time.perf_counter() - t
     t = time.perf_counter()
-    report.rows.append(_row("packed, optimized", packed.predict(optimized, bits), reference, labels,
-                            seconds + time.perf_counter() - t,
-                            f"{optimized.num_gates} gates ({1 - optimized.num_gates / max(netlist.num_gates, 1):.0%} fewer)"))
+    optimized = setup.optimized
+    fewer = 1 - optimized.num_gates / max(netlist.num_gates, 1)
+    report.rows.append(_row("packed (reference)", reference, reference, labels, seconds,
+                            f"{netlist.num_gates} gates; optimized: {optimized.num_gates} ({fewer:.0%} "
+                            f"fewer) in {time.perf_counter() - t:.1f}s"))
 
     out = Path(out) if out is not None else Path(model_path).with_suffix("")
-    report.rows.append(_check_c(optimized, features, reference, labels, out / "c"))
-    report.rows.append(_check_verilog(optimized, features[:vectors], reference, labels, out / "verilog", log))
+    for target in TARGETS.values():
+        if not target.predicts or (target.source == "model" and setup.file.model is None):
+            continue
+        label = target.label or target.name
+        missing = target.unavailable()
+        if missing:
+            report.rows.append(CheckRow(label, note=f"skipped: {missing}"))
+            continue
+        directory = out / target.name if target.writes == "directory" else None
+        t = time.perf_counter()
+        predictions = setup.predictor(target.name, out=directory, tuned=False)()
+        note = str(directory) if directory else f"{optimized.num_gates} gates" if target.source == "netlist" else ""
+        report.rows.append(_row(label, predictions, reference, labels, time.perf_counter() - t, note))
+    report.rows.append(_check_verilog(optimized, setup.features[:vectors], reference, labels, out / "verilog", log))
     return report
-
-
-def _check_c(netlist, features, reference, labels, out: Path) -> CheckRow:
-    from lgn.compile import c
-
-    t = time.perf_counter()
-    try:
-        c.find_compiler()
-    except c.CBackendError as exc:
-        return CheckRow("C (compiled here)", note=f"skipped: {exc}")
-    c.export(netlist, out, name="model")
-    model = c.build(netlist, name="model")
-    predictions = model.predict(features.astype(model.feature_dtype))
-    return _row("C (compiled here)", predictions, reference, labels, time.perf_counter() - t, f"{out}/model.[ch]")
 
 
 def _check_verilog(netlist, features, reference, labels, out: Path, log) -> CheckRow:

@@ -220,17 +220,90 @@ def _train(rank, dataset, data_dir, no_download, mirror, out, resume, progress, 
     echo(f"model saved to {result.checkpoint}")
 
 
+# --------------------------------------------------------------------------- registry
+class _RegistryChoice(click.Choice):
+    """A :class:`click.Choice` whose choices are read from the target registry when first needed.
+
+    ``lgn export --target c`` thus never imports Amaranth for ``synth``'s or Verilog's choices.
+    """
+
+    def __init__(self, load):
+        self._load, self._loaded = load, None
+        super().__init__(())
+
+    @property
+    def choices(self):
+        if self._loaded is None:
+            self._loaded = tuple(str(choice) for choice in self._load())
+        return self._loaded
+
+    @choices.setter
+    def choices(self, value):  # click.Choice.__init__ stores its argument; _load replaces it
+        pass
+
+
+class _TargetOption(click.Option):
+    """An option of some targets (:class:`lgn.targets.Option`): its registry default in ``--help``."""
+
+    def __init__(self, *args, option, **kwargs):
+        self.target_option = option
+        super().__init__(*args, **kwargs)
+
+    def get_help_extra(self, ctx):
+        from lgn.targets import resolve
+
+        extra = super().get_help_extra(ctx)
+        default = resolve(self.target_option.default)
+        if default is not None:
+            extra["default"] = str(default)
+        if self.target_option.minimum is not None:
+            extra["range"] = f"x>={self.target_option.minimum}"
+        return extra
+
+
+def _target_options(names):
+    """Add one click option per option of the targets ``names``, as the registry declares it.
+
+    They default to None (not given): :meth:`lgn.targets.Target.option_values` then fills the
+    target's defaults, and refuses an option given to a target it does not apply to.
+    """
+    from lgn.targets import TARGETS
+
+    users = {}
+    for name in names:
+        for option in TARGETS[name].options:
+            users.setdefault(option.name, (option, []))[1].append(name)
+
+    def decorate(command):
+        for option, targets in reversed(list(users.values())):
+            kind = (_RegistryChoice(option.allowed) if option.choices is not None else
+                    click.INT if option.kind is int else click.STRING)
+            command = click.option(option.flag, option.name, cls=_TargetOption, option=option, type=kind,
+                                   default=None, help=f"{', '.join(targets)}: {option.help}")(command)
+        return command
+
+    return decorate
+
+
+def _names_help(names, field: str) -> str:
+    from lgn.targets import TARGETS
+
+    return "; ".join(f"{name}: {getattr(TARGETS[name], field)}" for name in names) + "."
+
+
+def _registry():
+    import lgn.targets
+
+    return lgn.targets
+
+
 # --------------------------------------------------------------------------- eval
-BACKENDS = ("torch", "packed", "c")
-
-
 @main.command("eval")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--dataset", default=None, help="Dataset to evaluate on [the one the model was trained on].")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Where dataset files are.")
-@click.option("--backend", type=click.Choice(BACKENDS), default="torch", show_default=True,
-              help="torch: the discretized PyTorch model; packed: the bit-parallel executor; "
-                   "c: the generated C, compiled here.")
+@click.option("--backend", type=click.Choice(_registry().predicting()), default="torch", show_default=True,
+              help=_names_help(_registry().predicting(), "backend_help"))
 @_friendly
 def eval_(model, dataset, data_dir, backend):
     """Print the discretized test accuracy of MODEL (a checkpoint or a netlist file)."""
@@ -247,7 +320,7 @@ def eval_(model, dataset, data_dir, backend):
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--dataset", default=None, help="Dataset whose test set is classified [the model's].")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Where dataset files are.")
-@click.option("--backend", "backends", type=click.Choice(BACKENDS), multiple=True,
+@click.option("--backend", "backends", type=click.Choice(_registry().predicting()), multiple=True,
               help="Back ends to time (repeatable) [all that apply].")
 @click.option("--repeats", type=click.IntRange(min=1), default=5, show_default=True,
               help="Timed runs per back end; the fastest is reported.")
@@ -262,10 +335,12 @@ def bench(model, dataset, data_dir, backends, repeats):
     import torch
 
     from lgn.io import load_for_eval
+    from lgn.targets import get, predicting
 
     torch.set_num_threads(1)
     setup = load_for_eval(model, dataset, data_dir)
-    backends = backends or (("torch",) if setup.file.model is not None else ()) + ("packed", "c")
+    backends = backends or [name for name in predicting()
+                            if get(name).source != "model" or setup.file.model is not None]
     rows = []
     for backend in backends:
         predict = setup.predictor(backend)
@@ -282,58 +357,6 @@ def bench(model, dataset, data_dir, backends, repeats):
 
 
 # --------------------------------------------------------------------------- export
-def _export_packed(netlist, out, options):
-    from lgn.compile import formats
-
-    formats.save(netlist, out)
-    return [out]
-
-
-def _export_netlist_text(netlist, out, options):
-    from lgn.compile import formats
-
-    formats.save_text(netlist, out)
-    return [out]
-
-
-def _export_blif(netlist, out, options):
-    from lgn.compile import formats
-
-    formats.write_blif(netlist, out, model=options["name"])
-    return [out]
-
-
-def _export_aiger(netlist, out, options):
-    from lgn.compile import formats
-
-    formats.write_aiger(netlist, out)
-    return [out]
-
-
-def _export_c(netlist, out, options):
-    from lgn.compile import c
-
-    return c.export(netlist, out, name=options["name"], word_bits=options["word_bits"], style=options["style"])
-
-
-def _export_verilog(netlist, out, options):
-    from lgn import hdl
-
-    return hdl.export(netlist, out, name=options["name"], pipeline=options["pipeline"],
-                      features=options["vectors"], popcount_group=options["popcount_group"])
-
-
-#: ``lgn export --target`` names, their writer, and whether ``-o`` names a directory.
-TARGETS = {
-    "packed": (_export_packed, False),
-    "netlist": (_export_netlist_text, False),
-    "blif": (_export_blif, False),
-    "aiger": (_export_aiger, False),
-    "c": (_export_c, True),
-    "verilog": (_export_verilog, True),
-}
-
-
 def _load_netlist(model, optimized: bool):
     from lgn.compile.passes import optimize
     from lgn.io import load_model_file
@@ -344,78 +367,117 @@ def _load_netlist(model, optimized: bool):
 
 @main.command()
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.option("--target", "-t", type=click.Choice(list(TARGETS)), required=True,
-              help="packed: .npz netlist file for the packed executor (lgn eval FILE --backend packed); "
-                   "netlist: the readable text form (every command reads it, like .npz); "
-                   "blif / aiger (.aag ASCII, else binary): for ABC/yosys; "
-                   "c: NAME.h + NAME.c; verilog: NAME.v, NAME_tb.v and a report.")
+@click.option("--target", "-t", type=click.Choice(_registry().exporting()), required=True,
+              help=_names_help(_registry().exporting(), "help"))
 @click.option("--out", "-o", type=click.Path(), required=True,
-              help="Output file, or directory for the c and verilog targets.")
-@click.option("--name", default="model", show_default=True,
-              help="C symbol prefix / Verilog module name (sanitised; keywords are avoided).")
+              help="Output file, or directory for the targets that write several files ("
+                   + ", ".join(n for n in _registry().exporting() if _registry().get(n).writes == "directory")
+                   + ").")
 @click.option("--optimize/--no-optimize", default=True, show_default=True,
               help="Run the optimization passes (constant folding, CSE, dead gates, ...) first.")
-@click.option("--word-bits", type=click.Choice(["8", "16", "32", "64", "128", "256", "512"]), default="64",
-              show_default=True, help="c: samples per machine word (128+ use vector extensions).")
-@click.option("--style", type=click.Choice(["levelized", "unrolled", "table"]), default="levelized",
-              show_default=True, help="c: levelized loops over op-grouped index arrays (fast to compile "
-                                      "and run), unrolled straight-line code, or a compact gate table.")
-@click.option("--pipeline", type=int, default=0, show_default=True,
-              help="verilog: logic levels between pipeline registers (0: combinational).")
-@click.option("--popcount-group", type=click.IntRange(min=0), default=6, show_default=True,
-              help="verilog: popcount compressor size before the adder tree (6 suits LUT6 FPGAs; "
-                   "0, a plain adder tree, is smaller on LUT4 parts such as iCE40).")
-@click.option("--vectors", type=click.IntRange(min=1), default=1000, show_default=True,
-              help="verilog: testbench vectors, from the model's test set when it can be loaded.")
+@_target_options(_registry().exporting())
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="verilog: where the model's dataset is, for test vectors.")
 @_friendly
-def export(model, target, out, name, optimize, word_bits, style, pipeline, popcount_group, vectors, data_dir):
-    """Compile MODEL (a checkpoint or a netlist file) to TARGET."""
-    if pipeline < 0:
-        raise ValueError(f"--pipeline must be >= 0, got {pipeline}")
-    from lgn.files import check_writable, ensure_directory
+def export(model, target, out, optimize, data_dir, **given):
+    """Compile MODEL (a checkpoint or a netlist file) to TARGET.
 
-    writer, is_dir = TARGETS[target]
+    An option that does not apply to TARGET is refused.
+    """
+    from lgn.files import check_writable, ensure_directory
+    from lgn.targets import TargetError, get
+
+    target = get(target)
+    options = target.option_values({name: value for name, value in given.items() if value is not None})
+    if data_dir is not None and not target.test_vectors:
+        raise TargetError(f"--data-dir does not apply to the {target.name} target (it reads test vectors)")
+    is_dir = target.writes == "directory"
     out = Path(out)
     if not is_dir and out.is_dir():
-        raise ValueError(f"--out {out} is a directory; the {target} target writes a file")
+        raise ValueError(f"--out {out} is a directory; the {target.name} target writes a file")
     if is_dir and out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file; the {target} target writes a directory")
+        raise ValueError(f"--out {out} is a file; the {target.name} target writes a directory")
     file, netlist = _load_netlist(model, optimize)
     if is_dir:
         ensure_directory(out)
     else:
         check_writable(out)
-    options = {"name": name, "word_bits": int(word_bits), "style": style, "pipeline": pipeline,
-               "popcount_group": popcount_group, "vectors": _test_vectors(file, vectors, data_dir) if target == "verilog" else None}
-    paths = writer(netlist, out, options)
-    click.echo(f"{target}: {netlist.num_gates} gates, depth {netlist.depth} -> " + ", ".join(map(str, paths)))
+    if target.test_vectors:
+        options["features"] = _test_vectors(file, target, netlist, options["vectors"], data_dir)
+    paths = target.entry("export")(netlist, out, **options)
+    click.echo(f"{target.name}: {netlist.num_gates} gates, depth {netlist.depth} -> " + ", ".join(map(str, paths)))
     report = next((p for p in paths if p.name.endswith("_report.txt")), None)
     if report is not None:
         click.echo(report.read_text(), nl=False)
 
 
-def _test_vectors(file, count, data_dir):
-    """The first ``count`` test samples of the model's dataset, or None (random vectors)."""
+def _test_vectors(file, target, netlist, count, data_dir):
+    """The first ``count`` test samples of the model's dataset as ``target`` takes them, or None
+    (random vectors)."""
     from lgn import data as datasets
+    from lgn.targets import feature_width, inputs_for
 
-    if not file.dataset or file.netlist.encoding is None:
+    if not file.dataset:
         return None
     try:
         data = datasets.load(file.dataset, data_dir or file.data_dir, download=False)
     except datasets.DatasetError as exc:
         click.echo(f"note: testbench uses random vectors ({exc})", err=True)
         return None
-    return data.x_test[:count]
+    if data.x_test.shape[1] != feature_width(netlist):
+        click.echo(f"note: testbench uses random vectors (dataset {file.dataset} has "
+                   f"{data.x_test.shape[1]} features, the model {feature_width(netlist)})", err=True)
+        return None
+    return inputs_for(target, netlist, data.x_test[:count])
 
 
 # --------------------------------------------------------------------------- info
+def _layers_table(netlist, title: str) -> str:
+    """Per logic level of ``netlist``: gates, fan-out (max, mean) and gates per op, as a table.
+
+    Level 0 holds the input bits; a node's fan-out counts the gates that read it (operands the
+    gate's function depends on, LUT inputs) and the outputs it drives.
+    """
+    import numpy as np
+
+    from lgn.compile.gates import GATE_NAMES, READS_A, READS_B
+    from lgn.compile.netlist import LUT_OP, MAX_LUT_INPUTS
+
+    nodes, first = netlist.num_nodes, netlist.first_gate
+    fanout = np.bincount(netlist.outputs, minlength=nodes)
+    for operand, reads in ((netlist.a, READS_A), (netlist.b, READS_B)):
+        fanout += np.bincount(operand[np.isin(netlist.op, sorted(reads))], minlength=nodes)
+    if netlist.num_luts:
+        used = np.arange(MAX_LUT_INPUTS) < netlist.lut_arity[:, None].astype(np.int64)
+        fanout += np.bincount(netlist.lut_fanin[used], minlength=nodes)
+    level = np.concatenate([np.full(first, -1), netlist.level])
+    level[2:first] = 0  # input bits; the constants (-1) are left out
+    names = GATE_NAMES + ("LUT",)
+    rows = []
+    for depth in range(netlist.depth + 1):
+        members = np.flatnonzero(level == depth)
+        ops = np.bincount(netlist.op[members[members >= first] - first], minlength=LUT_OP + 1)
+        counts = ", ".join(f"{names[o]} {ops[o]}" for o in np.argsort(-ops, kind="stable") if ops[o])
+        out = fanout[members]
+        rows.append((str(depth), str(len(members)) + ("" if depth else " inputs"),
+                     str(out.max()) if len(out) else "-", f"{out.mean():.2f}" if len(out) else "-",
+                     counts or "-"))
+    header = ("level", "gates", "fan-out max", "mean", "gates per op")
+    widths = [max(len(row[i]) for row in rows + [header]) for i in range(4)]
+    lines = [title, "  ".join(h.rjust(w) for h, w in zip(header, widths)) + "  " + header[4]]
+    lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths)) + "  " + row[4] for row in rows]
+    return "\n".join(lines) + f"\ndepth {netlist.depth}, {netlist.num_gates} gates\n"
+
+
 @main.command()
 @click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--layers", is_flag=True,
+              help="Also print, per logic level, gates per op and fan-out (max, mean), as stored and "
+                   "after optimization.")
 @_friendly
-def info(model):
+def info(model, layers):
     """Describe MODEL: inputs, gates per op, depth, outputs per class, before and after optimization."""
+    from lgn.compile.passes import optimize
     from lgn.compile.report import describe
     from lgn.io import load_model_file
 
@@ -425,15 +487,19 @@ def info(model):
     covers = "weights, config and training state" if file.kind == "checkpoint" else "netlist and meta"
     status = (f"checksum verified (sha256 {file.checksum} of the {covers})" if file.verified else
               "NOT verified: it carries no checksum (written before lgn recorded one)")
-    click.echo(describe(file.netlist, source=f"{file.path}: {kind}, {status}", hashes=True), nl=False)
+    optimized = optimize(file.netlist)
+    click.echo(describe(file.netlist, optimized, source=f"{file.path}: {kind}, {status}", hashes=True), nl=False)
+    if layers:
+        for netlist, what in ((file.netlist, "as stored"), (optimized, "after optimize")):
+            click.echo("\n" + _layers_table(netlist, f"levels ({what})"), nl=False)
 
 
 # --------------------------------------------------------------------------- synth
 @main.command()
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.option("--target", "-t", type=click.Choice(["xilinx", "ice40"]), required=True,
+@click.option("--target", "-t", type=_RegistryChoice(_registry().SYNTH_TARGETS.resolve), required=True,
               help="Yosys flow: synth_xilinx (LUT6) or synth_ice40 (LUT4, then nextpnr when it fits).")
-@click.option("--device", type=click.Choice(["hx1k", "up5k", "hx8k"]), default=None,
+@click.option("--device", type=_RegistryChoice(_registry().SYNTH_DEVICES.resolve), default=None,
               help="ice40: part to place and route on [the smallest that fits].")
 @click.option("--pipeline", type=click.IntRange(min=0), default=0, show_default=True,
               help="Logic levels between pipeline registers (0: combinational).")

@@ -88,64 +88,55 @@ class EvalSetup:
     def features(self) -> np.ndarray:
         return np.asarray(self.data.x_test)
 
+    @cached_property
+    def optimized(self):
+        """:func:`lgn.compile.passes.optimize` of the netlist, computed once."""
+        from lgn.compile.passes import optimize
+
+        return optimize(self.file.netlist)
+
     def predict(self, backend: str) -> np.ndarray:
-        """Predicted classes of the test split with ``backend`` ('torch', 'packed', 'c')."""
+        """Predicted classes of the test split with ``backend`` (a name in :data:`lgn.targets.TARGETS`)."""
         return np.asarray(self.predictor(backend)())
 
-    def predictor(self, backend: str):
+    def predictor(self, backend: str, *, optimized: bool = True, out=None, tuned: bool = True):
         """A function of no arguments classifying the test split with ``backend``, ready to time.
 
-        Everything that is done once (building the C library, optimizing) happens here.
+        Everything that is done once (optimizing, building the C library) happens here; the
+        function goes from raw features to classes. ``optimized=False`` runs the netlist as
+        stored; ``out`` is where a back end that exports writes its files (see
+        :mod:`lgn.compile.targets`); ``tuned`` passes the target's ``eval_options``.
         """
-        netlist = self.file.netlist
-        if backend == "torch":
+        from lgn.targets import TargetError, get, inputs_for, predicting
+
+        target = get(backend)
+        if not target.predicts:
+            raise TargetError(f"the {backend} target does not classify samples; back ends that do: "
+                              f"{', '.join(predicting())}")
+        factory = target.entry("predictor")
+        if target.source == "model":
             if self.file.model is None:
-                raise ValueError(f"{self.file.path} is a netlist file: the torch backend needs a checkpoint")
-            import torch
-
-            model, x = self.file.model.eval(), torch.as_tensor(self.features, dtype=torch.float32)
-
-            def run_torch():
-                with torch.no_grad():
-                    return model(x).argmax(1).numpy()
-
-            return run_torch
-        if backend == "packed":
-            from lgn.compile import packed
-            from lgn.compile.passes import optimize
-
-            optimized, features = optimize(netlist), self.features
-            return lambda: packed.predict(optimized, _encode(optimized, features))
-        if backend == "c":
-            from lgn.compile import c
-            from lgn.compile.passes import optimize
-
-            built = c.build(optimize(netlist), word_bits=512, cflags=("-O2", "-march=native"))
-            features = np.ascontiguousarray(self.features.astype(built.feature_dtype))
-            return lambda: built.predict(features)
-        raise ValueError(f"unknown backend {backend!r}")
-
-
-def _encode(netlist, features):
-    if netlist.encoding is None:
-        return features != 0
-    return netlist.encoding.encode(features)
-
-
-def _feature_dtype(netlist) -> str:
-    return netlist.encoding.dtype if netlist.encoding is not None else "uint8"
+                raise ValueError(f"{self.file.path} is a netlist file: the {backend} backend needs a "
+                                 "checkpoint")
+            netlist, run = self.file.netlist, factory(self.file.model)
+        else:
+            netlist = self.optimized if optimized else self.file.netlist
+            run = factory(netlist, out, **(target.eval_options if tuned else {}))
+        features = self.features
+        return lambda: np.asarray(run(inputs_for(target, netlist, features)))
 
 
 def load_for_eval(path, dataset: str | None = None, data_dir: str | None = None) -> EvalSetup:
     """Load ``path`` and the dataset to evaluate it on (default: the one it was trained on)."""
     from lgn import data as datasets
+    from lgn.targets import feature_width
 
     file = load_model_file(path)
     name = dataset or file.dataset
     if not name:
         raise ValueError(f"{path} does not record its dataset: pass --dataset")
     data = datasets.load(name, data_dir or file.data_dir)
-    expected = file.netlist.encoding.num_features if file.netlist.encoding else file.netlist.num_inputs
+    expected = feature_width(file.netlist)
     if data.x_test.shape[1] != expected:
         raise ValueError(
             f"dataset {name} has {data.x_test.shape[1]} features, but {path} expects {expected}"

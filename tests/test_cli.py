@@ -1,5 +1,6 @@
 """The command line end to end, through click's test runner (and a real subprocess for signals)."""
 
+import importlib
 import os
 import signal
 import subprocess
@@ -145,6 +146,60 @@ def test_info_and_software_exports(trained, tmp_path):
     assert formats.load(tmp_path / "raw.npz").num_gates > netlist.num_gates
 
 
+LAYERS_NETLIST = """inputs 3
+g5 = XOR x0 x1
+g6 = AND g5 x2
+g7 = NOT_A x0 g6
+g8 = OR g6 g7
+outputs g6 g8 | g7 x1
+"""
+
+
+def test_info_layers_golden(tmp_path):
+    path = tmp_path / "m.txt"
+    path.write_text(LAYERS_NETLIST)
+    result = run("info", path, "--layers")
+    assert result.exit_code == 0, result.output
+    stored = result.output.split("levels (as stored)\n")[1].split("\n\n")[0]
+    # x0 feeds g5 and g7 (NOT_A reads its a only), x1 g5 and an output, x2 g6; g6 feeds g8 and an output
+    assert stored == (
+        "level     gates  fan-out max  mean  gates per op\n"
+        "    0  3 inputs            2  1.67  -\n"
+        "    1         1            1  1.00  XOR 1\n"
+        "    2         1            2  2.00  AND 1\n"
+        "    3         1            2  2.00  NOT_A 1\n"
+        "    4         1            1  1.00  OR 1\n"
+        "depth 4, 4 gates")
+    assert "levels (after optimize)" in result.output
+
+
+def test_info_layers_adds_up(trained):
+    import numpy as np
+
+    from lgn.compile.gates import GATE_NAMES, READS_A, READS_B
+    from lgn.io import load_model_file
+
+    net = load_model_file(trained[0]).netlist
+    result = run("info", trained[0], "--layers")
+    assert result.exit_code == 0, result.output
+    table = result.output.split("levels (as stored)\n")[1].split("\n\n")[0].splitlines()[1:-1]
+    assert len(table) == net.depth + 1 and table[0].split()[1:3] == [str(net.num_inputs), "inputs"]
+    reads = {}  # the obviously-correct count: the operands each gate's function reads, the outputs
+    for node in net.outputs.tolist():
+        reads[node] = reads.get(node, 0) + 1
+    for op, a, b in zip(net.op.tolist(), net.a.tolist(), net.b.tolist()):
+        for node, read in ((a, op in READS_A), (b, op in READS_B)):
+            reads[node] = reads.get(node, 0) + read
+    for level, row in enumerate(table[1:], start=1):
+        gates = np.flatnonzero(net.level == level)
+        words = row.split()
+        assert words[:2] == [str(level), str(len(gates))]
+        fanout = [reads.get(net.first_gate + g, 0) for g in gates]
+        assert int(words[2]) == max(fanout) and words[3] == f"{sum(fanout) / len(fanout):.2f}"
+        ops = dict(zip(words[4::2], (int(w.rstrip(",")) for w in words[5::2])))
+        assert ops == {GATE_NAMES[o]: int(c) for o, c in zip(*np.unique(net.op[gates], return_counts=True))}
+
+
 @pytest.mark.parametrize("args, message", [
     (["export", "MODEL", "--target", "nope", "-o", "x"], "Invalid value for '--target'"),
     (["export", "MODEL", "--target", "verilog", "-o", "x", "--pipeline", "-1"], "--pipeline must be >= 0"),
@@ -156,6 +211,34 @@ def test_export_bad_input(trained, tmp_path, args, message):
     result = run(*args)
     assert result.exit_code != 0 and message in result.output, result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["export", "MODEL", "-t", "packed", "--word-bits", "32", "-o", "OUT/m.npz"],
+     "--word-bits does not apply to the packed target (it applies to c)"),
+    (["export", "MODEL", "-t", "c", "--pipeline", "2", "-o", "OUT"],
+     "--pipeline does not apply to the c target (it applies to verilog)"),
+    (["export", "MODEL", "-t", "aiger", "--name", "x", "-o", "OUT/m.aig"], "--name does not apply to the aiger target"),
+    (["export", "MODEL", "-t", "blif", "--data-dir", "OUT", "-o", "OUT/m.blif"],
+     "--data-dir does not apply to the blif target"),
+])
+def test_an_option_of_another_target_is_one_clear_line(trained, tmp_path, args, message):
+    args = [str(trained[0]) if a == "MODEL" else a.replace("OUT", str(tmp_path)) for a in args]
+    result = run(*args)
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 1 and len(lines) == 1 and lines[0].startswith(f"lgn: error: {message}"), result.output
+    assert list(tmp_path.iterdir()) == []  # refused before anything is written
+
+
+def test_cli_choices_come_from_the_back_ends():
+    from lgn.compile import c
+    from lgn.hdl.synth import ICE40_DEVICES, TARGETS
+
+    export = run("export", "--help").output
+    assert f"[{'|'.join(map(str, c.WORD_BITS))}]" in export and f"[{'|'.join(c.STYLES)}]" in export
+    assert f"[default: {c.DEFAULT_STYLE}]" in export
+    help_synth = run("synth", "--help").output
+    assert f"[{'|'.join(TARGETS)}]" in help_synth and f"[{'|'.join(ICE40_DEVICES)}]" in help_synth
 
 
 def test_c_backend_from_the_cli(trained, tmp_path):
@@ -183,6 +266,21 @@ def test_verilog_export_and_check(trained, tmp_path):
     assert "all back ends agree" in result.output
     for backend in ("pytorch eval()", "packed, optimized", "C (compiled here)", "verilog"):
         assert backend in result.output
+
+
+def test_check_reads_the_model_once_and_emits_the_c_once(trained, tmp_path, monkeypatch):
+    import lgn.files
+
+    require_tool("gcc")
+    emit_module = importlib.import_module("lgn.compile.c.emit")  # the module, not lgn.compile.c.emit()
+    reads, emitted = [], []
+    read_bytes, emit = lgn.files.read_bytes, emit_module.emit
+    monkeypatch.setattr(lgn.files, "read_bytes", lambda path: reads.append(str(path)) or read_bytes(path))
+    monkeypatch.setattr(emit_module, "emit", lambda *a, **k: emitted.append(a[1:]) or emit(*a, **k))
+    result = run("check", trained[0], "--out", tmp_path, "--vectors", "10")
+    assert result.exit_code == 0 and "C (compiled here)" in result.output, result.output
+    assert reads.count(str(trained[0])) == 1
+    assert len(emitted) == 1 and (tmp_path / "c" / "model.c").exists()
 
 
 @pytest.mark.parametrize("args, message", [
