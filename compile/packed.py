@@ -81,16 +81,13 @@ def _make_schedule(netlist: Netlist) -> Schedule:
     row = np.arange(netlist.num_nodes, dtype=np.intp)
     if netlist.num_gates == 0:
         return Schedule((), row)
-    key = netlist.level.astype(np.int64) * 16 + netlist.op
-    order = np.argsort(key, kind="stable")
-    row[first + order] = np.arange(first, netlist.num_nodes)
-    bounds = np.flatnonzero(np.diff(key[order])) + 1
+    shared = netlist.schedule  # gates by (level, op), computed once per netlist
+    row[first + shared.order] = np.arange(first, netlist.num_nodes)
     steps, spans, operand_rows = [], [], []
-    for start, stop in zip(np.r_[0, bounds], np.r_[bounds, netlist.num_gates]):
-        chunk = order[start:stop]
+    for (_, op, chunk), start in zip(shared.steps(), shared.step_starts.tolist()):
         a, b = netlist.a[chunk], netlist.b[chunk]
-        steps.append((int(netlist.op[chunk[0]]), first + chunk, a, b))
-        spans.append((first + int(start), first + int(stop)))
+        steps.append((op, first + chunk, a, b))
+        spans.append((first + start, first + start + chunk.size))
         operand_rows.append((row[a], row[b]))
     return Schedule(tuple(steps), row, tuple(spans), tuple(operand_rows))
 

@@ -61,13 +61,8 @@ _IGNORES_B = np.array([t[0] == t[1] and t[2] == t[3] for t in map(_table, range(
 
 # ---------------------------------------------------------------------------- shared machinery
 def _levels(netlist: Netlist) -> list[np.ndarray]:
-    """Return the gate indices of each logic level, shallowest first (ascending within a level)."""
-    if netlist.num_gates == 0:
-        return []
-    level = netlist.level
-    order = np.argsort(level, kind="stable")
-    bounds = np.flatnonzero(np.diff(level[order])) + 1
-    return np.split(order, bounds)
+    """Return the gate indices of each logic level, shallowest first (the shared schedule's)."""
+    return netlist.schedule.levels()
 
 
 def _rebuild(netlist: Netlist, keep: np.ndarray, op, a, b, source: np.ndarray) -> Netlist:
@@ -199,6 +194,7 @@ def hash_structure(netlist: Netlist) -> Netlist:
     op, a, b = netlist.op.copy(), netlist.a.copy(), netlist.b.copy()
     # Identical gates read identical (merged) operands, hence sit at the same level: hash per level.
     for gate in _levels(netlist):
+        gate = np.sort(gate)  # duplicates merge into the lowest gate index
         g_a, g_b = source[netlist.a[gate]], source[netlist.b[gate]]
         swap = g_a > g_b
         g_op = np.where(swap, _SWAP[netlist.op[gate]], netlist.op[gate])

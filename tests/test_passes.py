@@ -324,3 +324,19 @@ def test_describe_trained_model(digits_netlist):
     assert total[:4] == ["total", "gates", str(net.num_gates), str(small.num_gates)]
     for name, count in net.gate_counts().items():
         assert any(line.split()[:2] == [name, str(count)] for line in text.splitlines())
+
+
+@given(net=netlists(max_gates=120))
+@settings(max_examples=100, deadline=None)
+def test_schedule_orders_gates_by_level_then_op_and_is_cached(net):
+    plan = net.schedule
+    assert net.schedule is plan
+    order = plan.order.tolist()
+    keys = [(int(net.level[g]), int(net.op[g]), g) for g in order]
+    assert keys == sorted(keys) and sorted(order) == list(range(net.num_gates))
+    assert [gates_.tolist() for gates_ in plan.levels()] == [
+        [g for g in order if net.level[g] == d] for d in range(1, net.depth + 1)]
+    steps = [(level, op, gates_.tolist()) for level, op, gates_ in plan.steps()]
+    assert [g for *_, group in steps for g in group] == order
+    assert [(level, op) for level, op, _ in steps] == sorted({key[:2] for key in keys})
+    assert all(net.level[g] == level and net.op[g] == op for level, op, group in steps for g in group)
