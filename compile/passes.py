@@ -65,12 +65,20 @@ def _levels(netlist: Netlist) -> list[np.ndarray]:
     return netlist.schedule.levels()
 
 
-def _rebuild(netlist: Netlist, keep: np.ndarray, op, a, b, source: np.ndarray) -> Netlist:
+def _id_dtype(netlist: Netlist):
+    """The narrowest integer type holding every node id: sweeps gather smaller values faster."""
+    return np.int32 if netlist.num_nodes < 1 << 31 else NODE_DTYPE
+
+
+def _rebuild(netlist: Netlist, keep: np.ndarray, op, a, b, source: np.ndarray,
+             level: np.ndarray | None = None) -> Netlist:
     """Return ``netlist`` with only the gates ``keep``, rewired.
 
     ``op, a, b`` (per gate, old node ids) give the new definition of each kept gate; ``source``
     maps every old node id to the old id of the node that replaces it (itself for kept nodes;
-    a kept gate, an input or a constant otherwise). The argument is returned when nothing changes.
+    a kept gate, an input or a constant otherwise). ``level`` (per old gate), when the pass knows
+    it, is the logic level each kept gate has in the result: the result caches it instead of
+    computing it again. The argument is returned when nothing changes.
     """
     first = netlist.first_gate
     outputs = source[netlist.outputs]
@@ -81,10 +89,13 @@ def _rebuild(netlist: Netlist, keep: np.ndarray, op, a, b, source: np.ndarray) -
     new_id = np.full(netlist.num_nodes, -1, dtype=NODE_DTYPE)
     new_id[:first] = np.arange(first)
     new_id[first + kept] = first + np.arange(kept.size)
-    return netlist.replace(
+    result = netlist.replace(
         op=np.asarray(op)[kept], a=new_id[np.asarray(a)[kept]], b=new_id[np.asarray(b)[kept]],
         outputs=new_id[outputs],
     )
+    if level is not None:
+        result._cache_level(level[kept])
+    return result
 
 
 # ----------------------------------------------------------------------------------- the passes
@@ -98,6 +109,47 @@ def _two_input_gates_only(rewrite):
         return rewrite(netlist)
 
     return checked
+
+
+def _simplify_table() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rewrite of one gate by :func:`simplify`, tabulated over everything it depends on.
+
+    Index ``((op * 4 + state_a) * 4 + state_b) * 2 + same``: the state of an operand (after its
+    wire/constant source is resolved) is 0 or 1 for a constant, 2 for a node, 3 for a NOT gate
+    whose operand it now reads; ``same`` says both operands are then one node. The rewrite is the
+    sequence of rules in :func:`simplify`'s docstring, applied here once per table entry: negations
+    absorbed, constants folded, a repeated operand merged, an ignored operand dropped. Returns the
+    new op and, for the new operands a and b, whether each reads the resolved operand b (else a).
+    """
+    size = gates.NUM_GATES * 4 * 4 * 2
+    new_op, a_reads_b, b_reads_b = np.zeros(size, np.uint8), np.zeros(size, bool), np.zeros(size, bool)
+    for index in range(size):
+        op, rest = divmod(index, 32)
+        state_a, state_b, same = rest // 8, rest // 2 % 4, rest % 2
+        if state_a == 3:
+            op = _NEGATE_A[op]
+        if state_b == 3:
+            op = _NEGATE_B[op]
+        # Slots hold (value, origin): a constant 0/1 or a node name, and the operand it came from.
+        a = (state_a if state_a < 2 else "x", "a")
+        b = (state_b if state_b < 2 else ("x" if same else "y"), "b")
+        if a[0] in (0, 1):
+            op, a = _FIX_A[a[0], op], b
+        if b[0] in (0, 1):
+            op, b = _FIX_B[b[0], op], a
+        if a[0] == b[0]:
+            op = _SAME[op]
+        if _B_TO_A[op] != op:
+            op, a = _B_TO_A[op], b
+        if _IGNORES_B[op]:
+            b = a
+        new_op[index], a_reads_b[index], b_reads_b[index] = op, a[1] == "b", b[1] == "b"
+    return new_op, a_reads_b, b_reads_b
+
+
+_SIMPLIFIED_OP, _A_READS_B, _B_READS_B = _simplify_table()
+#: What becomes of a gate after its rewrite: its node id is replaced by (0, 1, its operand a) or kept.
+_REMOVED = np.isin(np.arange(gates.NUM_GATES), (gates.FALSE, gates.TRUE, gates.A))
 
 
 @_two_input_gates_only
@@ -117,37 +169,30 @@ def simplify(netlist: Netlist) -> Netlist:
     reads one node twice (NOT gates excepted) or ignores an operand (NOT gates excepted).
     """
     first = netlist.first_gate
-    source = np.arange(netlist.num_nodes, dtype=NODE_DTYPE)
-    negated = np.full(netlist.num_nodes, -1, dtype=NODE_DTYPE)  # operand of each kept NOT gate
+    ids = _id_dtype(netlist)
+    source = np.arange(netlist.num_nodes, dtype=ids)
+    negated = np.full(netlist.num_nodes, -1, dtype=ids)  # operand of each kept NOT gate
+    node_level = np.zeros(netlist.num_nodes, dtype=ids)  # in the result, for kept nodes
     op, a, b = netlist.op.copy(), netlist.a.copy(), netlist.b.copy()
     for gate in _levels(netlist):
-        g_op, g_a, g_b = netlist.op[gate], source[netlist.a[gate]], source[netlist.b[gate]]
-        for operand, table in ((g_a, _NEGATE_A), (g_b, _NEGATE_B)):
+        g_a, g_b = source[netlist.a[gate]], source[netlist.b[gate]]
+        index = netlist.op[gate].astype(np.intp) * 32
+        for operand, weight in ((g_a, 8), (g_b, 2)):
             inner = negated[operand]
             hit = inner >= 0
-            g_op = np.where(hit, table[g_op], g_op)
-            operand[hit] = inner[hit]
-        const = g_a < 2
-        g_op = np.where(const, _FIX_A[np.minimum(g_a, 1), g_op], g_op)
-        g_a = np.where(const, g_b, g_a)
-        const = g_b < 2
-        g_op = np.where(const, _FIX_B[np.minimum(g_b, 1), g_op], g_op)
-        g_b = np.where(const, g_a, g_b)
-        g_op = np.where(g_a == g_b, _SAME[g_op], g_op)
-        moved = _B_TO_A[g_op] != g_op  # ignores a: make it a function of a, over b's node
-        g_op = np.where(moved, _B_TO_A[g_op], g_op)
-        g_a = np.where(moved, g_b, g_a)
-        g_b = np.where(_IGNORES_B[g_op], g_a, g_b)
+            np.copyto(operand, inner, where=hit)
+            index += weight * np.where(hit, 3, np.minimum(operand, 2))
+        index += g_a == g_b
+        g_op = _SIMPLIFIED_OP[index]
+        g_a, g_b = np.where(_A_READS_B[index], g_b, g_a), np.where(_B_READS_B[index], g_b, g_a)
         node = first + gate
-        source[node[g_op == gates.FALSE]] = 0
-        source[node[g_op == gates.TRUE]] = 1
-        wire = g_op == gates.A
-        source[node[wire]] = g_a[wire]
-        is_not = g_op == gates.NOT_A
-        negated[node[is_not]] = g_a[is_not]
+        replaced = np.where(g_op == gates.A, g_a, g_op == gates.TRUE)  # 0 FALSE, 1 TRUE, wire
+        source[node] = np.where(_REMOVED[g_op], replaced, node)
+        negated[node] = np.where(g_op == gates.NOT_A, g_a, -1)
+        node_level[node] = np.maximum(node_level[g_a], node_level[g_b]) + 1
         op[gate], a[gate], b[gate] = g_op, g_a, g_b
     keep = source[first:] == np.arange(first, netlist.num_nodes)
-    return _rebuild(netlist, keep, op, a, b, source)
+    return _rebuild(netlist, keep, op, a, b, source, node_level[first:])
 
 
 @_two_input_gates_only
@@ -189,22 +234,28 @@ def hash_structure(netlist: Netlist) -> Netlist:
     ``(op, a, b)`` are merged into the first of them. Afterwards no two gates share
     ``(op, a, b)`` and every gate has ``a <= b``.
     """
-    first = netlist.first_gate
-    source = np.arange(netlist.num_nodes, dtype=NODE_DTYPE)
+    first, n = netlist.first_gate, netlist.num_nodes
+    source = np.arange(n, dtype=_id_dtype(netlist))
     op, a, b = netlist.op.copy(), netlist.a.copy(), netlist.b.copy()
     # Identical gates read identical (merged) operands, hence sit at the same level: hash per level.
     for gate in _levels(netlist):
-        gate = np.sort(gate)  # duplicates merge into the lowest gate index
         g_a, g_b = source[netlist.a[gate]], source[netlist.b[gate]]
-        swap = g_a > g_b
-        g_op = np.where(swap, _SWAP[netlist.op[gate]], netlist.op[gate])
-        g_a, g_b = np.where(swap, g_b, g_a), np.where(swap, g_a, g_b)
-        key = (g_op.astype(NODE_DTYPE) * netlist.num_nodes + g_a) * netlist.num_nodes + g_b
-        _, firsts, inverse = np.unique(key, return_index=True, return_inverse=True)
-        source[first + gate] = first + gate[firsts[inverse]]
+        g_op = np.where(g_a > g_b, _SWAP[netlist.op[gate]], netlist.op[gate])
+        g_a, g_b = np.minimum(g_a, g_b), np.maximum(g_a, g_b)
         op[gate], a[gate], b[gate] = g_op, g_a, g_b
-    keep = source[first:] == np.arange(first, netlist.num_nodes)
-    return _rebuild(netlist, keep, op, a, b, source)
+        key = (g_op.astype(NODE_DTYPE) * n + g_a) * n + g_b
+        by_key = np.argsort(key)
+        sorted_key = key[by_key]
+        new_key = np.empty(key.shape, bool)
+        new_key[:1] = True
+        np.not_equal(sorted_key[1:], sorted_key[:-1], out=new_key[1:])
+        if new_key.all():
+            continue
+        members = gate[by_key]
+        keeper = np.minimum.reduceat(members, np.flatnonzero(new_key))  # the lowest gate index
+        source[first + members] = first + keeper[np.cumsum(new_key) - 1]
+    keep = source[first:] == np.arange(first, n)
+    return _rebuild(netlist, keep, op, a, b, source, netlist.level)  # merging keeps levels
 
 
 @_two_input_gates_only
@@ -218,7 +269,7 @@ def eliminate_dead(netlist: Netlist) -> Netlist:
         live[netlist.a[used]] = True
         live[netlist.b[used]] = True
     source = np.arange(netlist.num_nodes, dtype=NODE_DTYPE)
-    return _rebuild(netlist, live[first:], netlist.op, netlist.a, netlist.b, source)
+    return _rebuild(netlist, live[first:], netlist.op, netlist.a, netlist.b, source, netlist.level)
 
 
 #: The passes :func:`optimize` runs, in order, until none changes the netlist.
