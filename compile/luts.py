@@ -16,7 +16,91 @@ from lgn.compile import gates
 
 from .netlist import LUT_OP, NODE_DTYPE, Netlist, NetlistError
 
-__all__ = ["decompose", "fold_outputs", "materialize_offsets", "require_two_input_gates"]
+__all__ = ["decompose", "fold_outputs", "materialize_offsets", "require_two_input_gates",
+           "restrict", "flip", "merge", "permute", "depends", "reduce_lut", "sort_fanins",
+           "gate_of_table", "FLIP_MASKS", "flip_tables"]
+
+
+# ------------------------------------------------------------------------------ table algebra
+# A k-input table is an int whose bit r is the value at row r, fan-in j being bit j of r.
+def _remap(table: int, k: int, old_row) -> int:
+    """The k-input table whose row r is row ``old_row(r)`` of ``table``."""
+    out = 0
+    for r in range(1 << k):
+        out |= ((table >> old_row(r)) & 1) << r
+    return out
+
+
+def restrict(table: int, k: int, j: int, value: int) -> int:
+    """The (k-1)-input table of ``table`` with fan-in ``j`` fixed to ``value`` (and removed)."""
+    low = (1 << j) - 1
+    return _remap(table, k - 1, lambda r: (r & low) | (value << j) | ((r >> j) << (j + 1)))
+
+
+def merge(table: int, k: int, i: int, j: int) -> int:
+    """The (k-1)-input table of ``table`` with fan-in ``j`` reading fan-in ``i < j`` (and removed)."""
+    low = (1 << j) - 1
+    return _remap(table, k - 1, lambda r: (r & low) | (((r >> i) & 1) << j) | ((r >> j) << (j + 1)))
+
+
+def flip(table: int, k: int, j: int) -> int:
+    """``table`` with fan-in ``j`` negated."""
+    return _remap(table, k, lambda r: r ^ (1 << j))
+
+
+def permute(table: int, k: int, order) -> int:
+    """``table`` with its fan-ins reordered: new fan-in ``p`` is old fan-in ``order[p]``."""
+    return _remap(table, k, lambda r: sum(((r >> p) & 1) << order[p] for p in range(k)))
+
+
+def depends(table: int, k: int, j: int) -> bool:
+    """Whether ``table`` depends on fan-in ``j``."""
+    return restrict(table, k, j, 0) != restrict(table, k, j, 1)
+
+
+def sort_fanins(table: int, fanins) -> tuple[int, list[int]]:
+    """``(table, fanins)`` with repeated fan-ins merged into one and the fan-ins sorted ascending:
+    the same function, written one way (what :func:`~lgn.compile.passes.hash_structure` keys on)."""
+    fanins = [int(v) for v in fanins]
+    for j in reversed(range(len(fanins))):
+        if fanins[j] in fanins[:j]:
+            table = merge(table, len(fanins), fanins.index(fanins[j]), j)
+            del fanins[j]
+    order = sorted(range(len(fanins)), key=fanins.__getitem__)
+    return permute(table, len(fanins), order), [fanins[p] for p in order]
+
+
+def reduce_lut(table: int, fanins) -> tuple[int, list[int]]:
+    """``(table, fanins)`` reduced to the support of the function: constant fan-ins (nodes 0 and
+    1) fixed, repeated fan-ins merged, fan-ins the table ignores dropped, the rest sorted.
+    The result may have 0 fan-ins (a constant, ``table`` 0 or 1)."""
+    fanins = [int(v) for v in fanins]
+    for j in reversed(range(len(fanins))):
+        if fanins[j] < 2:
+            table = restrict(table, len(fanins), j, fanins[j])
+            del fanins[j]
+    table, fanins = sort_fanins(table, fanins)
+    for j in reversed(range(len(fanins))):
+        if not depends(table, len(fanins), j):
+            table = restrict(table, len(fanins), j, 0)
+            del fanins[j]
+    return table, fanins
+
+
+def gate_of_table(table: int) -> int:
+    """The two-input gate ``op(a, b)`` of a 2-input table over fan-ins ``(a, b)`` (row ``a + 2b``)."""
+    bit = lambda r: (table >> r) & 1  # noqa: E731
+    return (bit(0) << 3) | (bit(2) << 2) | (bit(1) << 1) | bit(3)
+
+
+#: ``FLIP_MASKS[j]``: the table bits of the rows where fan-in ``j`` is 0.
+FLIP_MASKS = tuple(np.uint64(sum(1 << r for r in range(64) if not r >> j & 1)) for j in range(6))
+
+
+def flip_tables(tables: np.ndarray, j: int) -> np.ndarray:
+    """:func:`flip` of fan-in ``j`` on a uint64 array of tables at once (any arity above ``j``)."""
+    mask, shift = FLIP_MASKS[j], np.uint64(1 << j)
+    return ((tables & mask) << shift) | ((tables >> shift) & mask)
 
 
 class _Builder:
