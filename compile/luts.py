@@ -16,7 +16,7 @@ from lgn.compile import gates
 
 from .netlist import LUT_OP, NODE_DTYPE, Netlist, NetlistError
 
-__all__ = ["decompose", "fold_outputs", "materialize_offsets", "require_two_input_gates",
+__all__ = ["decompose", "decompose_with_ids", "fold_outputs", "materialize_offsets", "require_two_input_gates", "require_no_offsets",
            "restrict", "flip", "merge", "permute", "depends", "reduce_lut", "sort_fanins",
            "gate_of_table", "FLIP_MASKS", "flip_tables"]
 
@@ -163,8 +163,13 @@ def decompose(netlist: Netlist) -> Netlist:
     Each LUT is expanded by Shannon's rule on its last fan-in, recursively; a cofactor that is a
     constant or equals another one is not built again. The argument is returned if it has no LUTs.
     """
+    return decompose_with_ids(netlist)[0]
+
+
+def decompose_with_ids(netlist: Netlist) -> tuple[Netlist, np.ndarray]:
+    """:func:`decompose` and the node id in the result of every node of ``netlist``."""
     if not netlist.num_luts:
-        return netlist
+        return netlist, np.arange(netlist.num_nodes, dtype=NODE_DTYPE)
     first = netlist.first_gate
     out = _Builder(first)
     new = np.arange(netlist.num_nodes, dtype=NODE_DTYPE)  # old node id -> new node id
@@ -182,7 +187,7 @@ def decompose(netlist: Netlist) -> Netlist:
     return netlist.replace(
         op=np.array(out.op, np.uint8), a=np.array(out.a, NODE_DTYPE), b=np.array(out.b, NODE_DTYPE),
         outputs=new[netlist.outputs], lut_fanin=None, lut_arity=None, lut_table=None,
-    )
+    ), new
 
 
 def fold_outputs(netlist: Netlist) -> Netlist:
@@ -232,3 +237,15 @@ def require_two_input_gates(netlist: Netlist, back_end: str) -> None:
         found = "LUT nodes" if netlist.num_luts else "class score offsets"
         raise NetlistError(f"the {back_end} back end does not compile {found} yet: run "
                            "lgn.compile.luts.decompose and materialize_offsets on the netlist first")
+
+
+def require_no_offsets(netlist: Netlist, back_end: str) -> None:
+    """Raise :class:`NetlistError` if ``netlist`` has class score offsets.
+
+    For the formats whose scores are plain output counts (BLIF, AIGER): an offset (which may be
+    negative) has no place there, so such a netlist is refused instead of written with other scores.
+    """
+    if netlist.offsets.any():
+        raise NetlistError(f"the {back_end} back end does not compile class score offsets (its "
+                           "scores are output counts): run lgn.compile.luts.materialize_offsets on "
+                           "the netlist first (same argmax, every score shifted by -min(offsets))")

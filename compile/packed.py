@@ -126,6 +126,11 @@ def evaluate(netlist: Netlist, words, nodes=None, plan: Schedule | None = None):
     """
     torch = _xp(words)
     nodes = netlist.outputs if nodes is None else np.asarray(nodes)
+    if netlist.num_luts:  # LUTs as the mux trees of decompose, read at the nodes asked for
+        from .luts import decompose_with_ids
+
+        plain, new_ids = decompose_with_ids(netlist)
+        return evaluate(plain, words, new_ids[nodes])
     plan = plan or schedule(netlist)
     if words.shape[0] != netlist.num_inputs:
         raise ValueError(f"expected {netlist.num_inputs} input rows, got {words.shape[0]}")
@@ -246,7 +251,7 @@ def run(netlist: Netlist, bits):
         scores = run(plain, bits)
         if torch is None:
             return scores + offsets
-        return scores + torch.as_tensor(offsets, device=scores.device)
+        return scores + torch.as_tensor(offsets.copy(), device=scores.device)  # a writable copy
     n = bits.shape[0]
     if torch is None:
         words = pack(bits)

@@ -58,7 +58,27 @@ def _back_ends():
             "Verilog": lambda n: to_verilog(n), "Verilog report": lambda n: describe(n)}
 
 
-@pytest.mark.parametrize("back_end", ["C", "BLIF", "AIGER", "Verilog", "Verilog report"])
+@pytest.mark.parametrize("back_end", ["BLIF", "AIGER"])
+def test_blif_and_aiger_take_luts_and_refuse_offsets_in_one_line(back_end):
+    """BLIF writes LUTs natively, AIGER through decompose; both refuse offsets (scores are counts)."""
+    emit = _back_ends()[back_end]
+    net = Netlist.from_text(TEXT)
+    with pytest.raises(NetlistError, match="does not compile class score offsets .*materialize_offsets"):
+        emit(net)
+    emit(net.replace(offsets=None))
+    emit(materialize_offsets(net))  # what the message says to do works
+
+
+def test_blif_lut_cover_golden():
+    net = Netlist.from_text("inputs 3\ng5 = LUT3 0x96 x2 x0 x0\ng6 = LUT2 0xf x0 x1\n"
+                            "g7 = LUT3 0xe8 x0 c1 x1\noutputs g5 g6 g7\n")
+    assert formats.to_blif(net).split(".outputs")[1].split("\n")[1:-1] == [
+        ".names c1", "1", ".names x0 x2 n5", "01 1", "11 1", ".names n6", "1",
+        ".names c1 x0 x1 n7", "110 1", "101 1", "011 1", "111 1",
+        ".names n5 class0_0", "1 1", ".names n6 class0_1", "1 1", ".names n7 class0_2", "1 1", ".end"]
+
+
+@pytest.mark.parametrize("back_end", ["C", "Verilog", "Verilog report"])
 def test_back_ends_without_native_luts_refuse_them_in_one_line(back_end):
     """LUT nodes or offsets are refused, never compiled into a different function."""
     emit = _back_ends()[back_end]
