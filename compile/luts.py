@@ -22,40 +22,56 @@ __all__ = ["decompose", "decompose_with_ids", "fold_outputs", "materialize_offse
 
 
 # ------------------------------------------------------------------------------ table algebra
-# A k-input table is an int whose bit r is the value at row r, fan-in j being bit j of r.
-def _remap(table: int, k: int, old_row) -> int:
-    """The k-input table whose row r is row ``old_row(r)`` of ``table``."""
-    out = 0
-    for r in range(1 << k):
-        out |= ((table >> old_row(r)) & 1) << r
-    return out
+# A k-input table is an int whose bit r is the value at row r, fan-in j being bit j of r. Every
+# operation is a few word-wide shifts and masks (tables have at most 64 bits).
+#: ``_MASKS[j]``: the bits of the rows where fan-in ``j`` is 0; ``_MASKS[6]``: the low 32 bits.
+_MASKS = tuple(sum(1 << r for r in range(64) if not r >> j & 1) for j in range(6)) + ((1 << 32) - 1,)
+
+
+def _compress(x: int, j: int) -> int:
+    """Squeeze out the rows where fan-in ``j`` is 1 from ``x`` (whose bits there are 0)."""
+    for i in range(j, 6):
+        x = (x | (x >> (1 << i))) & _MASKS[i + 1]
+    return x
 
 
 def restrict(table: int, k: int, j: int, value: int) -> int:
     """The (k-1)-input table of ``table`` with fan-in ``j`` fixed to ``value`` (and removed)."""
-    low = (1 << j) - 1
-    return _remap(table, k - 1, lambda r: (r & low) | (value << j) | ((r >> j) << (j + 1)))
+    return _compress((table >> (value << j)) & _MASKS[j], j) & ((1 << (1 << (k - 1))) - 1)
 
 
 def merge(table: int, k: int, i: int, j: int) -> int:
     """The (k-1)-input table of ``table`` with fan-in ``j`` reading fan-in ``i < j`` (and removed)."""
-    low = (1 << j) - 1
-    return _remap(table, k - 1, lambda r: (r & low) | (((r >> i) & 1) << j) | ((r >> j) << (j + 1)))
+    low, high = restrict(table, k, j, 0), restrict(table, k, j, 1)
+    return (low & _MASKS[i]) | (high & ~_MASKS[i] & ((1 << (1 << (k - 1))) - 1))
 
 
 def flip(table: int, k: int, j: int) -> int:
     """``table`` with fan-in ``j`` negated."""
-    return _remap(table, k, lambda r: r ^ (1 << j))
+    return ((table & _MASKS[j]) << (1 << j)) | ((table >> (1 << j)) & _MASKS[j])
+
+
+def _swap(table: int, p: int, q: int) -> int:
+    """``table`` with fan-ins ``p < q`` exchanged (a delta swap of the rows that differ)."""
+    shift, mask = (1 << q) - (1 << p), ~_MASKS[p] & _MASKS[q]
+    delta = ((table >> shift) ^ table) & mask
+    return table ^ delta ^ (delta << shift)
 
 
 def permute(table: int, k: int, order) -> int:
     """``table`` with its fan-ins reordered: new fan-in ``p`` is old fan-in ``order[p]``."""
-    return _remap(table, k, lambda r: sum(((r >> p) & 1) << order[p] for p in range(k)))
+    at = list(range(k))  # at[p]: the old fan-in now in position p
+    for p in range(k):
+        q = at.index(order[p])
+        if q != p:
+            table = _swap(table, p, q)
+            at[p], at[q] = at[q], at[p]
+    return table
 
 
 def depends(table: int, k: int, j: int) -> bool:
     """Whether ``table`` depends on fan-in ``j``."""
-    return restrict(table, k, j, 0) != restrict(table, k, j, 1)
+    return bool((table ^ (table >> (1 << j))) & _MASKS[j] & ((1 << (1 << k)) - 1))
 
 
 def sort_fanins(table: int, fanins) -> tuple[int, list[int]]:
