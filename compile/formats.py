@@ -23,6 +23,10 @@ is left to the reader. Their ports are, in this order:
 
 An output that is a constant or an input bit is a primary output all the same (BLIF buffers it;
 AIGER lists its literal). ``tau``, the class count and the encoding's presence go in comments.
+A k-input LUT node is one BLIF ``.names`` over its (distinct) fan-ins whose cover lists the rows
+of its truth table that are 1; AIGER writes the two-input gates of :func:`lgn.compile.luts.decompose`.
+Class score offsets are refused by both (scores are output counts there): see
+:func:`lgn.compile.luts.materialize_offsets`.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from lgn.files import (InputFileError, checked_zip, first_line, model_file_kind,
                        read_bytes, write_atomic)
 from lgn.compile import gates
 
-from .luts import require_two_input_gates
+from .luts import decompose, require_no_offsets, sort_fanins
 from .netlist import (FEATURE_DTYPES, MAX_FEATURES, MAX_INPUTS, MAX_META_BYTES, NODE_DTYPE, Netlist,
                       NetlistError, ThermometerEncoding, parse_text)
 
@@ -371,11 +375,11 @@ def _comments(netlist: Netlist) -> list[str]:
 
 # ------------------------------------------------------------------------------------ BLIF
 def to_blif(netlist: Netlist, model: str = "lgn") -> str:
-    """Return ``netlist`` as BLIF text: one ``.names`` cover per gate, one buffer per output.
+    """Return ``netlist`` as BLIF text: one ``.names`` cover per gate or LUT, one buffer per output.
 
     Node names: ``x<i>`` input bits, ``n<id>`` gates, ``c0``/``c1`` constants (emitted when used).
     """
-    require_two_input_gates(netlist, "BLIF")
+    require_no_offsets(netlist, "BLIF")
 
     def node(n: int) -> str:
         return netlist.node_name(n) if n < netlist.first_gate else f"n{n}"
@@ -388,13 +392,19 @@ def to_blif(netlist: Netlist, model: str = "lgn") -> str:
     if netlist.num_inputs:
         lines.append(".inputs " + " ".join(f"x{i}" for i in range(netlist.num_inputs)))
     lines.append(".outputs " + " ".join(outputs))
+    luts = {g: sort_fanins(table, fanins) for (g, fanins), table in
+            zip(netlist.fanins().items(), netlist.lut_table.tolist())}
     used = set(netlist.a.tolist()) | set(netlist.b.tolist()) | set(netlist.outputs.tolist())
+    used |= {v for _, fanins in luts.values() for v in fanins}
     if 0 in used:
         lines.append(".names c0")
     if 1 in used:
         lines += [".names c1", "1"]
     first = netlist.first_gate
     for g, (op, x, y) in enumerate(zip(netlist.op.tolist(), netlist.a.tolist(), netlist.b.tolist())):
+        if g in luts:
+            lines += _blif_lut(*luts[g], f"n{first + g}", node)
+            continue
         if op in (gates.FALSE, gates.TRUE):  # a constant cover with inputs reads as 'x' in yosys
             lines.append(f".names n{first + g}")
         else:
@@ -404,6 +414,17 @@ def to_blif(netlist: Netlist, model: str = "lgn") -> str:
         lines += [f".names {node(source)} {out}", "1 1"]
     lines.append(".end")
     return "\n".join(lines) + "\n"
+
+
+def _blif_lut(table: int, fanins: list[int], name: str, node) -> list[str]:
+    """The ``.names`` of a LUT node: its fan-ins in order, one cover row per row of the table
+    that is 1 (character ``j`` is fan-in ``j``); a constant table gets no inputs (as gates do)."""
+    k = len(fanins)
+    ones = [r for r in range(1 << k) if table >> r & 1]
+    if not ones or len(ones) == 1 << k:
+        return [f".names {name}"] + (["1"] if ones else [])
+    rows = ["".join(str(r >> j & 1) for j in range(k)) + " 1" for r in ones]
+    return [f".names {' '.join(node(v) for v in fanins)} {name}"] + rows
 
 
 def write_blif(netlist: Netlist, path, model: str = "lgn") -> None:
@@ -465,7 +486,8 @@ def to_aiger(netlist: Netlist, binary: bool = True) -> bytes:
     Every gate becomes 0, 1 or 3 AND nodes (XOR and XNOR take three) with negated edges; the
     symbol table names the inputs ``x<i>`` and the outputs ``class<c>_<j>``.
     """
-    require_two_input_gates(netlist, "AIGER")
+    require_no_offsets(netlist, "AIGER")
+    netlist = decompose(netlist)  # LUT nodes as two-input gates; outputs keep their order
     literal, ands = _and_graph(netlist)
     num_inputs = netlist.num_inputs
     outputs = [literal[n] for n in netlist.outputs.tolist()]

@@ -81,16 +81,13 @@ def _make_schedule(netlist: Netlist) -> Schedule:
     row = np.arange(netlist.num_nodes, dtype=np.intp)
     if netlist.num_gates == 0:
         return Schedule((), row)
-    key = netlist.level.astype(np.int64) * 16 + netlist.op
-    order = np.argsort(key, kind="stable")
-    row[first + order] = np.arange(first, netlist.num_nodes)
-    bounds = np.flatnonzero(np.diff(key[order])) + 1
+    shared = netlist.schedule  # gates by (level, op), computed once per netlist
+    row[first + shared.order] = np.arange(first, netlist.num_nodes)
     steps, spans, operand_rows = [], [], []
-    for start, stop in zip(np.r_[0, bounds], np.r_[bounds, netlist.num_gates]):
-        chunk = order[start:stop]
+    for (_, op, chunk), start in zip(shared.steps(), shared.step_starts.tolist()):
         a, b = netlist.a[chunk], netlist.b[chunk]
-        steps.append((int(netlist.op[chunk[0]]), first + chunk, a, b))
-        spans.append((first + int(start), first + int(stop)))
+        steps.append((op, first + chunk, a, b))
+        spans.append((first + start, first + start + chunk.size))
         operand_rows.append((row[a], row[b]))
     return Schedule(tuple(steps), row, tuple(spans), tuple(operand_rows))
 
@@ -129,6 +126,11 @@ def evaluate(netlist: Netlist, words, nodes=None, plan: Schedule | None = None):
     """
     torch = _xp(words)
     nodes = netlist.outputs if nodes is None else np.asarray(nodes)
+    if netlist.num_luts:  # LUTs as the mux trees of decompose, read at the nodes asked for
+        from .luts import decompose_with_ids
+
+        plain, new_ids = decompose_with_ids(netlist)
+        return evaluate(plain, words, new_ids[nodes])
     plan = plan or schedule(netlist)
     if words.shape[0] != netlist.num_inputs:
         raise ValueError(f"expected {netlist.num_inputs} input rows, got {words.shape[0]}")
@@ -249,7 +251,7 @@ def run(netlist: Netlist, bits):
         scores = run(plain, bits)
         if torch is None:
             return scores + offsets
-        return scores + torch.as_tensor(offsets, device=scores.device)
+        return scores + torch.as_tensor(offsets.copy(), device=scores.device)  # a writable copy
     n = bits.shape[0]
     if torch is None:
         words = pack(bits)

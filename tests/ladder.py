@@ -1,6 +1,8 @@
 """Run one netlist through the back ends for the equivalence tests: C builds (cached, many
 configurations per compiler run), the emitted Verilog under iverilog and Verilator, and BLIF/AIGER
-read back and evaluated by Yosys. Every result is compared with :mod:`lgn.compile.reference`.
+read back and evaluated by Yosys; for netlists with LUT nodes and offsets, the back ends in
+lgn.compile that take them (packed, the passes, BLIF and AIGER). Every result is compared with
+:mod:`lgn.compile.reference`.
 
 Tools are looked up on ``PATH`` and beside the running Python (``.venv/bin``); a test whose tool is
 missing skips, or fails when ``CI`` is set (``conftest.require_tool``).
@@ -22,7 +24,7 @@ import numpy as np
 
 from conftest import require_tool
 
-from lgn.compile import c, formats, packed, reference
+from lgn.compile import c, formats, packed, passes, reference
 from lgn.compile.netlist import Netlist
 from lgn.hdl import export as export_verilog
 from lgn.hdl import run_testbench
@@ -132,6 +134,29 @@ def check_packed(net: Netlist, bits: np.ndarray) -> np.ndarray:
         np.testing.assert_array_equal(packed.unpack(words, len(bits)), reference.outputs(net, bits),
                                       err_msg="packed.evaluate")
     return want
+
+
+def check_passes(net: Netlist, bits: np.ndarray) -> None:
+    """Every pass, :func:`optimize` and ``optimize(net, OFFSET_PASSES)`` keep the reference scores."""
+    want = reference.scores(net, bits)
+    for run_pass in passes.PASSES + (passes.fold_outputs, passes.optimize,
+                                     lambda n: passes.optimize(n, passes.OFFSET_PASSES)):
+        out = run_pass(net)
+        np.testing.assert_array_equal(reference.scores(out, bits), want,
+                                      err_msg=getattr(run_pass, "__name__", "optimize, offsets"))
+        np.testing.assert_array_equal(packed.run(out, bits), want, err_msg="packed.run after a pass")
+
+
+def check_lut_back_ends(net: Netlist, bits: np.ndarray) -> None:
+    """The back ends in lgn.compile that take LUT nodes equal the reference on ``bits``: packed
+    (numpy, and torch when it is installed), the passes, and BLIF and AIGER read back by Yosys
+    (those carry no offsets: the outputs of the netlist without them are compared)."""
+    check_packed(net, bits)
+    check_passes(net, bits)
+    plain = net.replace(offsets=None)
+    outputs = reference.outputs(plain, bits)
+    for kind, got in yosys_outputs(plain, bits).items():
+        np.testing.assert_array_equal(got, outputs, err_msg=f"Yosys eval of the {kind} file")
 
 
 # --------------------------------------------------------------------------------- Verilog

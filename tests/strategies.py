@@ -5,6 +5,7 @@ and raw features for them (values at, beside and far from the thresholds and the
   constants, inputs or earlier gates, outputs among all nodes (constants and inputs included),
   1.. classes, and optionally a thermometer encoding of any feature type, with features in random
   order or in the thermometer layout of ``lower()`` (long runs: the C encoder's vector paths).
+- :func:`mixed_netlists`: netlists mixing two-input gates and LUT-1..6 nodes, with class offsets.
 - :func:`features_for`: ``(N, num_features)`` raw features of the encoding's type (or input bits
   for a netlist without one), drawn from per-feature pools holding each threshold's neighbours.
 - :func:`thresholds`: one threshold for a feature type, at and beside its limits, far outside,
@@ -19,9 +20,11 @@ import numpy as np
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from lgn.compile.netlist import FEATURE_DTYPES, Netlist, ThermometerEncoding
+from lgn.compile import gates
+from lgn.compile.luts import permute
+from lgn.compile.netlist import FEATURE_DTYPES, LUT_OP, MAX_LUT_INPUTS, Netlist, ThermometerEncoding
 
-__all__ = ["netlists", "features_for", "feature_pools", "thresholds", "threshold_edges", "examples",
+__all__ = ["netlists", "mixed_netlists", "features_for", "feature_pools", "thresholds", "threshold_edges", "examples",
            "INTEGER_DTYPES"]
 
 INTEGER_DTYPES = tuple(d for d in FEATURE_DTYPES if d != "float32")
@@ -120,6 +123,75 @@ def netlists(draw, max_inputs: int = 12, max_gates: int = 60, max_classes: int =
     enc = draw(_encoding(num_inputs, tuple(dtypes), max_features)) if with_encoding else None
     return Netlist(num_inputs, np.array(ops, dtype=np.uint8), a, b, outputs,
                    num_classes=num_classes, encoding=enc)
+
+
+def _projection(k: int, j: int) -> int:
+    """The k-input table of fan-in j alone."""
+    return sum(1 << r for r in range(1 << k) if r >> j & 1)
+
+
+@st.composite
+def _lut_table(draw, k: int) -> int:
+    """A k-input truth table: anything, or one that reduces (constant, wire, NOT, AND, XOR)."""
+    full = (1 << (1 << k)) - 1
+    j = draw(st.integers(0, k - 1))
+    xor = 0
+    for i in range(k):
+        xor ^= _projection(k, i)
+    special = [0, full, _projection(k, j), full ^ _projection(k, j), 1 << (full.bit_length() - 1), xor]
+    return draw(st.one_of(st.integers(0, full), st.sampled_from(special)))
+
+
+@st.composite
+def mixed_netlists(draw, max_inputs: int = 12, max_gates: int = 40, max_classes: int = 4,
+                   max_outputs_per_class: int = 6, offsets: bool = True) -> Netlist:
+    """Draw a valid netlist mixing two-input gates and LUT-1..6 nodes, with class offsets.
+
+    Each node is a two-input gate (what it shrinks to), a k-input LUT (k = 1..6, a random table
+    or one that reduces to a constant, wire, NOT, AND or XOR; fan-ins may repeat and be constants)
+    or a copy of an earlier node with its fan-ins permuted (a structural-hashing target); operands
+    lean towards the last few nodes, so chains are deep. Outputs may be constants or inputs.
+    """
+    num_inputs = draw(st.integers(0, max_inputs))
+    num_gates = draw(st.integers(0, max_gates))
+    first = 2 + num_inputs
+    ops, a, b = [], [], []
+    luts: dict[int, tuple[int, list[int]]] = {}  # gate -> (table, fan-ins)
+    for g in range(num_gates):
+        node = first + g
+        operand = st.one_of(st.integers(0, node - 1), st.integers(max(0, node - 3), node - 1))
+        kind = draw(st.sampled_from(["gate", "lut", "copy"]))
+        if kind == "copy" and g:
+            k = draw(st.integers(0, g - 1))
+            if k in luts:
+                table, fanins = luts[k]
+                order = draw(st.permutations(range(len(fanins))))
+                luts[g] = (permute(table, len(fanins), order), [fanins[p] for p in order])
+                ops.append(LUT_OP), a.append(luts[g][1][0]), b.append(luts[g][1][-1])
+            else:
+                ops.append(gates.swap_inputs(ops[k])), a.append(b[k]), b.append(a[k])
+            continue
+        if kind == "lut":
+            k = draw(st.integers(1, MAX_LUT_INPUTS))
+            fanins = [draw(operand) for _ in range(k)]
+            luts[g] = (draw(_lut_table(k)), fanins)
+            ops.append(LUT_OP), a.append(fanins[0]), b.append(fanins[-1])
+            continue
+        ops.append(draw(st.integers(0, 15))), a.append(draw(operand)), b.append(draw(operand))
+    num_nodes = first + num_gates
+    num_classes = draw(st.integers(1, max_classes))
+    per_class = draw(st.integers(1, max_outputs_per_class))
+    output = st.one_of(st.integers(0, num_nodes - 1), st.integers(max(0, num_nodes - 4), num_nodes - 1))
+    outputs = draw(st.lists(output, min_size=num_classes * per_class, max_size=num_classes * per_class))
+    offset = st.lists(st.integers(-3, 3), min_size=num_classes, max_size=num_classes)
+    order = sorted(luts)
+    fanin = np.zeros((len(order), MAX_LUT_INPUTS), np.int64)
+    for row, g in enumerate(order):
+        fanin[row, : len(luts[g][1])] = luts[g][1]
+    return Netlist(num_inputs, np.array(ops, dtype=np.uint8), a, b, outputs, num_classes=num_classes,
+                   lut_fanin=fanin, lut_arity=[len(luts[g][1]) for g in order],
+                   lut_table=np.array([luts[g][0] for g in order], np.uint64),
+                   offsets=draw(offset) if offsets else None)
 
 
 # ------------------------------------------------------------------------------ features

@@ -14,13 +14,13 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ladder import (c_models, check_c_model, check_packed, encoder_paths, verilog_mismatches,
-                    yosys_outputs)
+from ladder import (c_models, check_c_model, check_lut_back_ends, check_packed, check_passes,
+                    encoder_paths, verilog_mismatches, yosys_outputs)
 from lgn.compile import c, packed, reference
 from lgn.compile.netlist import Netlist, NetlistError, ThermometerEncoding
 from lgn.hdl import simulate
 from lgn.nn.gates import gate_value
-from strategies import examples, features_for, netlists
+from strategies import examples, features_for, mixed_netlists, netlists
 
 PATHS = encoder_paths()
 
@@ -148,6 +148,24 @@ def test_yosys_reads_blif_and_aiger_of_drawn_netlists(data, net):
     outputs = reference.outputs(net, bits)
     for kind, got in yosys_outputs(net, bits).items():
         np.testing.assert_array_equal(got, outputs, err_msg=f"Yosys eval of the {kind} file")
+
+
+# ------------------------------------------------------------------ LUT nodes and offsets
+@examples(80)
+@given(data=st.data(), net=mixed_netlists(max_inputs=14, max_gates=40))
+def test_packed_and_passes_equal_the_reference_on_mixed_netlists(data, net):
+    bits = data.draw(features_for(net, max_rows=150))
+    check_packed(net, bits)
+    check_passes(net, bits)
+    np.testing.assert_array_equal(packed.run(net, torch.from_numpy(bits != 0)).numpy(),
+                                  reference.scores(net, bits), err_msg="packed.run on a torch tensor")
+
+
+@pytest.mark.tools
+@examples(20)
+@given(data=st.data(), net=mixed_netlists(max_inputs=14, max_gates=40))
+def test_lut_back_ends_on_mixed_netlists(data, net):
+    check_lut_back_ends(net, data.draw(features_for(net, max_rows=40)))
 
 
 # ------------------------------------------------------------------ a trained model

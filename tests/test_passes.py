@@ -6,13 +6,15 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lgn.compile import packed
-from lgn.compile.netlist import Netlist
-from lgn.compile.passes import PASSES, eliminate_dead, hash_structure, optimize, push_negations, simplify
+from lgn.compile import luts, packed, reference
+from lgn.compile.netlist import LUT_OP, Netlist
+from lgn.compile.passes import (OFFSET_PASSES, PASSES, eliminate_dead, fold_outputs, hash_structure,
+                                optimize, push_negations, simplify)
 from lgn.compile.report import describe
 from lgn.nn import gates
+from strategies import examples, mixed_netlists
 
-ALL_PASSES = PASSES + (optimize,)
+ALL_PASSES = PASSES + (optimize, fold_outputs)
 EXHAUSTIVE_BITS = 12
 
 
@@ -61,27 +63,44 @@ def input_bits(num_inputs: int, rng: np.random.Generator) -> np.ndarray:
 
 def assert_same_function(before: Netlist, after: Netlist) -> None:
     bits = input_bits(before.num_inputs, np.random.default_rng(0))
-    np.testing.assert_array_equal(packed.run(after, bits), packed.run(before, bits))
+    np.testing.assert_array_equal(reference.scores(after, bits), reference.scores(before, bits))
     assert (after.num_inputs, after.num_classes, after.tau) == (before.num_inputs, before.num_classes, before.tau)
     assert after.meta == before.meta and after.encoding is before.encoding
     assert after.num_gates <= before.num_gates
+    # a pass may hand its result the levels it computed: they must be the definition's
+    np.testing.assert_array_equal(after.level, after._level_by_loop())
 
 
 def gate_nodes(net: Netlist) -> np.ndarray:
     return net.first_gate + np.arange(net.num_gates)
 
 
+def lut_rows(net: Netlist) -> dict[int, tuple[int, list[int]]]:
+    """``{node: (table, fan-ins)}`` of the LUT nodes."""
+    return {net.first_gate + g: (int(t), list(f)) for (g, f), t in
+            zip(net.fanins().items(), net.lut_table.tolist())}
+
+
+def operands(net: Netlist) -> set[int]:
+    """Every node some gate or LUT reads."""
+    return set(net.a.tolist()) | set(net.b.tolist()) | {v for _, f in lut_rows(net).values() for v in f}
+
+
 def assert_simplified(net: Netlist) -> None:
-    """No constant operand, no NOT operand, no repeated or ignored operand except in ``NOT_A x x``."""
+    """No constant operand, no NOT operand, no repeated or ignored operand except in ``NOT_A x x``;
+    every LUT has 3..6 distinct sorted fan-ins that its table depends on."""
     assert (net.a >= 2).all() and (net.b >= 2).all(), "a gate reads a constant"
     is_not = net.op == gates.NOT_A
     nots = set(gate_nodes(net)[is_not].tolist())
-    assert not nots & (set(net.a.tolist()) | set(net.b.tolist())), "a gate reads a NOT gate"
+    assert not nots & operands(net), "a gate reads a NOT gate"
     assert (net.a[is_not] == net.b[is_not]).all()
     two_input = ~is_not
     assert (net.a[two_input] != net.b[two_input]).all()
     unary = [gates.FALSE, gates.TRUE, gates.A, gates.B, gates.NOT_B]
     assert not np.isin(net.op, unary).any(), "a gate ignores an operand"
+    for node, (table, fanins) in lut_rows(net).items():
+        assert 3 <= len(fanins) and fanins == sorted(set(fanins)) and fanins[0] >= 2, (node, fanins)
+        assert all(luts.depends(table, len(fanins), j) for j in range(len(fanins))), node
 
 
 def assert_negations_pushed(net: Netlist) -> None:
@@ -94,16 +113,21 @@ def assert_negations_pushed(net: Netlist) -> None:
 
 def assert_hashed(net: Netlist) -> None:
     assert (net.a <= net.b).all()
-    keys = set(zip(net.op.tolist(), net.a.tolist(), net.b.tolist()))
-    assert len(keys) == net.num_gates, "two gates share (op, a, b)"
+    two_input = net.op != LUT_OP
+    keys = set(zip(net.op[two_input].tolist(), net.a[two_input].tolist(), net.b[two_input].tolist()))
+    assert len(keys) == two_input.sum(), "two gates share (op, a, b)"
+    rows = lut_rows(net).values()
+    assert all(f == sorted(set(f)) for _, f in rows), "a LUT's fan-ins repeat or are unsorted"
+    assert len({(t, *f) for t, f in rows}) == net.num_luts, "two LUTs share table and fan-ins"
 
 
 def assert_no_dead(net: Netlist) -> None:
     live = np.zeros(net.num_nodes, dtype=bool)
     live[net.outputs] = True
+    fanins = net.fanins()
     for g in reversed(range(net.num_gates)):  # the definition, one gate at a time
         if live[net.first_gate + g]:
-            live[net.a[g]] = live[net.b[g]] = True
+            live[list(fanins.get(g, (net.a[g], net.b[g])))] = True
     assert live[net.first_gate:].all(), "a gate reaches no output"
 
 
@@ -324,3 +348,122 @@ def test_describe_trained_model(digits_netlist):
     assert total[:4] == ["total", "gates", str(net.num_gates), str(small.num_gates)]
     for name, count in net.gate_counts().items():
         assert any(line.split()[:2] == [name, str(count)] for line in text.splitlines())
+
+
+@given(net=st.one_of(netlists(max_gates=120), mixed_netlists(max_gates=60)))
+@settings(max_examples=100, deadline=None)
+def test_schedule_orders_gates_by_level_then_op_and_is_cached(net):
+    plan = net.schedule
+    assert net.schedule is plan
+    order = plan.order.tolist()
+    keys = [(int(net.level[g]), int(net.op[g]), g) for g in order]
+    assert keys == sorted(keys) and sorted(order) == list(range(net.num_gates))
+    assert [gates_.tolist() for gates_ in plan.levels()] == [
+        [g for g in order if net.level[g] == d] for d in range(1, net.depth + 1)]
+    steps = [(level, op, gates_.tolist()) for level, op, gates_ in plan.steps()]
+    assert [g for *_, group in steps for g in group] == order
+    assert [(level, op) for level, op, _ in steps] == sorted({key[:2] for key in keys})
+    assert all(net.level[g] == level and net.op[g] == op for level, op, group in steps for g in group)
+
+
+# ------------------------------------------------------------------ LUT nodes and offsets
+@given(net=mixed_netlists(max_inputs=EXHAUSTIVE_BITS))
+@examples(200)
+def test_every_pass_keeps_the_function_of_mixed_netlists_exhaustively(net):
+    for run_pass in ALL_PASSES + (lambda n: optimize(n, OFFSET_PASSES),):
+        assert_same_function(net, run_pass(net))
+
+
+@given(net=mixed_netlists())
+@examples(150)
+def test_passes_have_their_structural_effect_on_mixed_netlists(net):
+    assert_simplified(simplify(net))
+    assert_negations_pushed(push_negations(simplify(net)))
+    assert_hashed(hash_structure(net))
+    assert_no_dead(eliminate_dead(net))
+    out = optimize(net)
+    for check_done in (assert_simplified, assert_negations_pushed, assert_hashed, assert_no_dead):
+        check_done(out)
+    for run_pass in PASSES:
+        assert run_pass(out) is out
+    folded = optimize(net, OFFSET_PASSES)
+    assert optimize(folded, OFFSET_PASSES) is folded
+    no_constants = (folded.groups >= 2).all(axis=1)  # some class has none: no column to fold
+    assert no_constants.any() or folded.outputs_per_class == 1, "constant outputs left to fold"
+
+
+def test_simplify_golden_luts_constants_negations_dead_inputs():
+    check(simplify, """
+inputs 4
+g6 = LUT3 0xe8 x0 c1 x1
+g7 = NOT_A x2 x2
+g8 = LUT4 0x9669 x3 g7 x0 x1
+g9 = LUT3 0xf0 x0 x1 x2
+g10 = LUT2 0x1 x3 x3
+g11 = LUT4 0xfe00 x3 x2 x1 x0
+outputs g6 g8 g9 g10 g11
+""", """
+inputs 4
+g6 = OR x0 x1
+g7 = NOT_A x2 x2
+g8 = LUT4 0x6996 x0 x1 x2 x3
+g9 = NOT_A x3 x3
+g10 = LUT4 0xaaa8 x0 x1 x2 x3
+outputs g6 g8 x2 g9 g10
+""")
+
+
+def test_hash_structure_golden_luts_with_permuted_and_repeated_fan_ins():
+    check(hash_structure, """
+inputs 3
+g5 = LUT3 0xca x0 x1 x2
+g6 = LUT3 0xac x1 x0 x2
+g7 = LUT4 0xc00a x0 x1 x2 x2
+g8 = LUT2 0x6 g5 g6
+outputs g5 g6 g7 g8
+""", """
+inputs 3
+g5 = LUT3 0xca x0 x1 x2
+g6 = LUT1 0x0 g5
+outputs g5 g5 g5 g6
+""")
+
+
+def test_push_negations_and_eliminate_dead_through_luts():
+    check(push_negations, """
+inputs 3
+g5 = LUT3 0x80 x0 x1 x2
+g6 = NOT_A g5 g5
+g7 = LUT2 0x8 g6 x0
+g8 = LUT2 0x8 g5 x1
+outputs g7 g8
+""", """
+inputs 3
+g5 = LUT3 0x7f x0 x1 x2
+g6 = LUT2 0x8 g5 x0
+g7 = LUT2 0x4 g5 x1
+outputs g6 g7
+""")
+    check(eliminate_dead, """
+inputs 3
+g5 = AND x0 x1
+g6 = LUT3 0x80 x0 g5 x2
+g7 = LUT2 0x6 x0 x1
+outputs g6
+""", """
+inputs 3
+g5 = AND x0 x1
+g6 = LUT3 0x80 x0 g5 x2
+outputs g6
+""")
+
+
+def test_fold_outputs_moves_constant_outputs_into_offsets_exactly():
+    net = Netlist.from_text("inputs 2\ng4 = AND x0 c0\ng5 = OR x0 c1\noutputs g4 x1 g5 | x0 c1 x1\n")
+    out = optimize(net, OFFSET_PASSES)
+    assert out.to_text() == "inputs 2\noffsets 1 1\noutputs x1 c0 | x0 x1\n"
+    assert out.outputs_per_class == 2 and out.offsets.tolist() == [1, 1]
+    assert_same_function(net, out)
+    # ties go to the lowest class exactly as before: the scores themselves are equal
+    bits = input_bits(2, np.random.default_rng(0))
+    np.testing.assert_array_equal(reference.predict(out, bits), reference.predict(net, bits))
