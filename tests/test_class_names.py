@@ -43,11 +43,13 @@ def test_malformed_class_names_are_refused_in_one_line():
             named_netlist(list("abcd")).replace(meta={"class_names": names})
 
 
-def test_the_c_header_names_every_class_and_compiles_warning_free(tmp_path):
+def test_the_c_api_names_every_class_and_compiles_warning_free(tmp_path):
     net = named_netlist(AWKWARD)
-    header = c.emit(net, "toy")["toy.h"]
-    assert "TOY_CLASS_NAMES[TOY_NUM_CLASSES]" in header and "toy_class_name(int c)" in header
-    assert r'"say \"hi\""' in header and r'"back\\slash"' in header and r'"\303\251' in header
+    files = c.emit(net, "toy")
+    assert "extern const char *const TOY_CLASS_NAMES[TOY_NUM_CLASSES];" in files["toy.h"]
+    assert "const char *toy_class_name(int c);" in files["toy.h"]
+    assert r'"say \"hi\""' in files["toy.c"] and r'"back\\slash"' in files["toy.c"]
+    assert r'"\303\2511 ' in files["toy.c"]
     c.export(net, tmp_path, name="toy")
     (tmp_path / "main.c").write_text(
         '#include <stdio.h>\n#include <string.h>\n#include "toy.h"\n'
@@ -106,4 +108,5 @@ def test_csv_labels_reach_the_checkpoint_the_netlist_file_eval_info_and_c(tmp_pa
         assert 'say "hi"' in evaluated[3]
         assert run("info", path).splitlines()[-1] == 'classes  0 back\\slash, 1 cat, 2 say "hi"'
     run("export", model, "--target", "c", "-o", tmp_path / "c")
-    assert '"say \\"hi\\""' in (tmp_path / "c" / "model.h").read_text()
+    assert "MODEL_CLASS_NAMES" in (tmp_path / "c" / "model.h").read_text()
+    assert '"say \\"hi\\""' in (tmp_path / "c" / "model.c").read_text()
