@@ -30,6 +30,7 @@ from setuptools.command.build_ext import build_ext as BuildExtension
 def CUDAExtension(name, sources, *args, **kwargs):
     return Extension(name, sources, optional=True)
 PY
+    .venv/bin/python -m pip install -q setuptools wheel  # the build without isolation uses the venv's
     PYTHONPATH="$shim" .venv/bin/python -m pip install -q --no-deps --no-build-isolation difflogic==0.1.0
     rm -rf "$shim"
     purelib=$(.venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
