@@ -46,7 +46,11 @@ class PeerModelError(NetlistError):
 
 
 def _numpy(tensor) -> np.ndarray:
-    return np.asarray(tensor.detach().cpu().numpy())
+    tensor = tensor.detach().cpu()
+    try:
+        return np.asarray(tensor.numpy())
+    except TypeError:  # a dtype numpy lacks (bfloat16): float32 holds it exactly
+        return np.asarray(tensor.float().numpy())
 
 
 def _is_container(module) -> bool:

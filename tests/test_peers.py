@@ -77,6 +77,17 @@ def test_difflogic_model_equals_the_peer(num_inputs, widths, classes, tau):
     assert_equals_peer(model, net, random_bits(len(widths), 333, (num_inputs,)))
 
 
+def test_difflogic_in_bfloat16():
+    dl = difflogic()
+    torch.manual_seed(4)
+    model = torch.nn.Sequential(dl.LogicLayer(16, 80, device="cpu", implementation="python"),
+                                dl.GroupSum(4, tau=2)).to(torch.bfloat16)
+    net = from_difflogic(model)
+    with torch.no_grad():
+        expected = model.eval()(torch.from_numpy(random_bits(4, 200, (16,))).to(torch.bfloat16))
+    assert np.array_equal(packed.predict(net, random_bits(4, 200, (16,)) != 0), expected.float().argmax(1).numpy())
+
+
 def test_difflogic_images_through_flatten_nested_sequentials_and_a_shared_layer():
     dl = difflogic()
     torch.manual_seed(5)
