@@ -208,14 +208,15 @@ def _convert(model, read_layer, library: str, encoding, meta) -> Netlist:
         raise PeerModelError(f"encoding: {encoding.feature.size} input bits, but the model reads "
                              f"{builder.num_inputs}")
     offsets = np.full(classes, int(beta), np.int64) if beta else None
-    return builder.netlist(nodes, classes, tau, offsets, encoding, {"source": library, **(meta or {})})
+    return builder.netlist(nodes, classes, tau, offsets, encoding, {"library": library, **(meta or {})})
 
 
 def from_difflogic(model, encoding=None, meta: dict | None = None) -> Netlist:
     """Convert a difflogic model (``LogicLayer`` s and a ``GroupSum``) into a :class:`Netlist`.
 
     ``encoding``: an optional :class:`~lgn.compile.netlist.ThermometerEncoding` from raw features
-    to the model's input bits; ``meta``: provenance stored with the netlist (e.g. ``class_names``).
+    to the model's input bits; ``meta``: provenance stored with the netlist (e.g. ``class_names``),
+    beside ``library`` (``"difflogic"``).
     Raises :class:`PeerModelError` naming a module that does not convert.
     """
     return _convert(model, _difflogic_layer, "difflogic", encoding, meta)

@@ -71,7 +71,7 @@ def test_difflogic_model_equals_the_peer(num_inputs, widths, classes, tau):
     layers = [dl.LogicLayer(i, o, device="cpu", implementation="python") for i, o in zip(dims, dims[1:])]
     model = torch.nn.Sequential(*layers, dl.GroupSum(classes, tau=tau))
     net = from_difflogic(model)
-    assert net.num_gates == sum(widths) and net.num_inputs == num_inputs and net.meta == {"source": "difflogic"}
+    assert net.num_gates == sum(widths) and net.num_inputs == num_inputs and net.meta == {"library": "difflogic"}
     if sum(widths) > 500:  # random weights: every op is somebody's argmax
         assert set(np.unique(net.op)) == set(range(NUM_GATES))
     assert_equals_peer(model, net, random_bits(len(widths), 333, (num_inputs,)))
