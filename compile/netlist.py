@@ -228,7 +228,8 @@ class Netlist:
     encoding : ThermometerEncoding or None
         How raw features map to input bits; ``None`` when the inputs are bits already.
     meta : mapping
-        Small JSON-able provenance (dataset, accuracy, source checkpoint, ...).
+        Small JSON-able provenance (dataset, accuracy, source checkpoint, ...); ``class_names``,
+        when present, is a list of one string per class (see :attr:`class_names`).
 
     Examples
     --------
@@ -323,6 +324,12 @@ class Netlist:
     @property
     def num_nodes(self) -> int:
         return self.first_gate + self.num_gates
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """Name of each class: ``meta["class_names"]`` (the dataset's labels), else ``"0"``, ``"1"``, ..."""
+        names = self.meta.get("class_names")
+        return tuple(names) if names is not None else tuple(str(c) for c in range(self.num_classes))
 
     @property
     def outputs_per_class(self) -> int:
@@ -425,6 +432,11 @@ class Netlist:
                 f"{self.op.shape[0]}, {self.a.shape[0]}, {self.b.shape[0]}"
             )
         self._validate_luts()
+        names = self.meta.get("class_names")
+        if names is not None and not (isinstance(names, list) and len(names) == self.num_classes
+                                      and all(isinstance(n, str) for n in names)):
+            raise NetlistError(f"meta: class_names must be a list of {self.num_classes} strings (one per "
+                               f"class), got {str(names)[:80]}")
         if self.offsets.shape != (self.num_classes,):
             raise NetlistError(f"offsets must have one integer per class ({self.num_classes}), "
                                f"got shape {self.offsets.shape}")

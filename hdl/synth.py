@@ -77,6 +77,7 @@ class SynthReport:
     device: str | None = None
     fmax_mhz: float | None = None
     note: str = ""
+    class_names: tuple = ()  # the netlist's (Netlist.class_names): what each score of the design is
 
     def __str__(self) -> str:
         sizes = ", ".join(f"LUT{k} {v}" for k, v in sorted(self.lut_sizes.items()))
@@ -91,6 +92,8 @@ class SynthReport:
                          " (nextpnr estimate, in a pin harness)")
         if self.note:
             lines.append(f"  note         {self.note}")
+        if self.class_names:
+            lines.append("  classes      " + ", ".join(f"{c} {n}" for c, n in enumerate(self.class_names)))
         return "\n".join(lines)
 
 
@@ -318,7 +321,7 @@ def synth(netlist: Netlist, target: str = "xilinx", name: str = "lgn_net", pipel
                             raise
     return SynthReport(target, module, pipeline, latency(netlist, pipeline, popcount_group), luts,
                        sizes, flops,
-                       carry, depth, cells, chosen, fmax, note)
+                       carry, depth, cells, chosen, fmax, note, tuple(netlist.class_names))
 
 
 def _place_and_route(top: Classifier, module: str, device: str, work: Path, timeout: float) -> float:

@@ -307,12 +307,19 @@ def _registry():
 @_friendly
 def eval_(model, dataset, data_dir, backend):
     """Print the discretized test accuracy of MODEL (a checkpoint or a netlist file)."""
+    import numpy as np
+
     from lgn.io import load_for_eval
 
     loaded = load_for_eval(model, dataset, data_dir)
     predictions = loaded.predict(backend)
     accuracy = float((predictions == loaded.data.y_test).mean())
     click.echo(f"{loaded.data.name} test accuracy ({backend}): {accuracy:.2%} on {len(predictions)} samples")
+    names = loaded.file.netlist.meta.get("class_names") or list(loaded.data.class_names)
+    labels = np.asarray(loaded.data.y_test)
+    for c, name in enumerate(names):  # per-class recall, under the model's class names
+        hits = predictions[labels == c] == c
+        click.echo(f"  class {c:<3} {name:<16} {hits.mean() if hits.size else 0:7.2%} of {hits.size}")
 
 
 # --------------------------------------------------------------------------- bench
@@ -489,6 +496,7 @@ def info(model, layers):
               "NOT verified: it carries no checksum (written before lgn recorded one)")
     optimized = optimize(file.netlist)
     click.echo(describe(file.netlist, optimized, source=f"{file.path}: {kind}, {status}", hashes=True), nl=False)
+    click.echo("classes  " + ", ".join(f"{c} {name}" for c, name in enumerate(file.netlist.class_names)))
     if layers:
         for netlist, what in ((file.netlist, "as stored"), (optimized, "after optimize")):
             click.echo("\n" + _layers_table(netlist, f"levels ({what})"), nl=False)

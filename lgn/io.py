@@ -73,6 +73,8 @@ def load_model_file(path: str | os.PathLike) -> ModelFile:
     meta = {"dataset": config.get("dataset"), "source": str(path)}
     if config.get("data_dir"):
         meta["data_dir"] = config["data_dir"]
+    if config.get("class_names"):
+        meta["class_names"] = list(config["class_names"])
     return ModelFile(path, lower(model, meta=meta), model, config, kind="checkpoint",
                      checksum=state.get("checksum"))
 

@@ -35,6 +35,21 @@ def require_tool(name: str, install: str = "") -> str:
     return path
 
 
+def require_module(name: str, install: str = ""):
+    """Return the imported Python module ``name``, else skip the test (fail it in CI).
+
+    ImportWarnings it raises while loading (e.g. TorchLogix's "no CUDA features") are ignored."""
+    import importlib
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ImportWarning)
+            return importlib.import_module(name)
+    except ImportError as exc:
+        missing(f"Python module {name} is not installed ({exc})" + (f" ({install})" if install else ""))
+
+
 def require_yosys() -> list[str]:
     """Return the command that runs Yosys (system or yowasp), else skip (fail in CI)."""
     from lgn.hdl import ToolMissingError

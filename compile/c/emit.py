@@ -29,6 +29,17 @@ from .plan import (
 )
 
 
+def c_string(text: str) -> str:
+    """``text`` as a C string literal: its UTF-8 bytes, printable ASCII as is but ``"``, ``\\`` and
+    ``?`` (trigraphs) escaped, every other byte as a three-digit octal escape (which no following
+    character can extend)."""
+    out = []
+    for byte in text.encode("utf-8"):
+        char = chr(byte)
+        out.append("\\" + char if char in '"\\?' else char if 0x20 <= byte < 0x7F else f"\\{byte:03o}")
+    return '"' + "".join(out) + '"'
+
+
 # --------------------------------------------------------------------------- emission
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(
@@ -107,6 +118,7 @@ def emit(netlist: Netlist, name: str = "model", *, word_bits: int = 64,
         "outputs_per_class": netlist.outputs_per_class,
         "num_gates": netlist.num_gates,
         "model_sha256": netlist.sha256,
+        "class_names": [c_string(n) for n in netlist.class_names],
         "num_slots": plan.num_slots,
         "count_planes": max(1, netlist.outputs_per_class.bit_length()),
         "class_planes": max(1, (netlist.num_classes - 1).bit_length()),

@@ -268,6 +268,11 @@ def validate_config(config: dict) -> dict:
     for key in ("dataset", "data_dir"):  # provenance the command line reads
         if config.get(key) is not None and not isinstance(config[key], str):
             raise ValueError(f"config: '{key}' must be a string, got {_short(config[key])}")
+    names = config.get("class_names")
+    if names is not None and not (isinstance(names, list) and len(names) == config["num_classes"]
+                                  and all(isinstance(n, str) for n in names)):
+        raise ValueError(f"config: 'class_names' must be a list of {config['num_classes']} strings, "
+                         f"got {_short(names)}")
     return config
 
 

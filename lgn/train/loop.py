@@ -92,6 +92,7 @@ class TrainConfig:
     num_classes: int = 0  # filled from the dataset
     feature_dtype: str = "float32"  # filled from the dataset
     image_shape: list | None = None  # filled from the dataset: [C, H, W] of image datasets
+    class_names: list | None = None  # filled from the dataset: one name per class
 
     @classmethod
     def for_dataset(cls, dataset: str, arch: str | None = None, **overrides) -> "TrainConfig":
@@ -371,8 +372,10 @@ def train(config: TrainConfig, data, out: str | os.PathLike | None = None, resum
     if out is not None and rank == 0:
         check_writable(out)
     image_shape = getattr(data, "image_shape", None)
+    names = getattr(data, "class_names", None)
     config = dataclasses.replace(config, num_classes=int(data.num_classes), feature_dtype=data.feature_dtype,
-                                 image_shape=list(image_shape) if image_shape is not None else None)
+                                 image_shape=list(image_shape) if image_shape is not None else None,
+                                 class_names=[str(n) for n in names] if names else None)
     if not 0 <= config.pass_decay * config.lr <= 1:
         raise TrainingError(f"--pass-decay {config.pass_decay} times --lr {config.lr} must lie in [0, 1]")
     parse_augment(config.augment, config.image_shape)  # bad options stop here, before anything is built
