@@ -148,3 +148,134 @@ def test_lut_spec_models_lower_with_gates_counted_by_the_spec():
     resolved = spec.from_config(config).resolve(5, 2, None, 2, "uniform")
     assert netlist.num_gates == resolved.num_gates(5, 2) == 30
     assert netlist.num_luts == 16
+
+
+# ------------------------------------------------------------------- checkpoints, resume, the CLI
+SMALL_LUT = "thermo(2, uniform) lut(60, k=6, m=4) learned(40, m=3) lut(20, k=3) groupsum(tau=2)"
+
+
+@pytest.fixture(scope="module")
+def small_digits():
+    import dataclasses
+
+    from lgn import data as datasets
+
+    data = datasets.load("digits")
+    return dataclasses.replace(data, x_train=data.x_train[:300], y_train=data.y_train[:300],
+                               x_test=data.x_test[:80], y_test=data.y_test[:80])
+
+
+def lut_config(**kw):
+    from lgn.train import TrainConfig
+
+    return TrainConfig.for_dataset("digits", **{**dict(arch=SMALL_LUT, epochs=2, batch_size=50, lr=0.05), **kw})
+
+
+def test_lut_checkpoint_round_trip(small_digits, tmp_path):
+    import json
+
+    from lgn.train import load_model, train
+
+    result = train(lut_config(), small_digits, out=tmp_path / "m.pt", progress=False, log=lambda s: None)
+    model, config = load_model(tmp_path / "m.pt")
+    assert json.loads(json.dumps(config["arch"])) == config["arch"]
+    assert spec.from_json(config["arch"]) == spec.parse(SMALL_LUT).resolve(64, 10, (1, 8, 8), 2, "uniform")
+    assert isinstance(model.layers[0], C.LearnedLutLayer) and isinstance(model.layers[1], C.LearnedLogicLayer)
+    assert isinstance(model.layers[2], LutLayer)
+    # the schedule ran the temperature down from 1 toward 0.1: its value at the last of 12 steps
+    assert result.model.layers[0].selector.temperature == pytest.approx(C.temperature_at(11, 12, 1.0, 0.1))
+    x = torch.as_tensor(small_digits.x_test)
+    with torch.no_grad():
+        expected = model(x)
+        assert torch.equal(expected, result.model.eval()(x))
+    netlist = lower(model)
+    scores = packed.run(netlist, netlist.encoding.encode(small_digits.x_test))
+    assert np.array_equal(scores, (expected * model.tau).round().long().numpy())
+
+
+def test_lut_checkpoint_that_does_not_match_its_config_is_refused(small_digits, tmp_path):
+    from lgn.train import CheckpointError, load_model, train
+
+    train(lut_config(epochs=1), small_digits, out=tmp_path / "m.pt", progress=False, log=lambda s: None)
+    state = torch.load(tmp_path / "m.pt", weights_only=True)
+    del state["checksum"]  # edited as by hand: the checks after the checksum apply
+    state["model"]["layers.0.selector.candidates"][0, 0] = 10_000  # a source past the 128 input bits
+    torch.save(state, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match="layers.0.selector.candidates indexes outside 0..127"):
+        load_model(tmp_path / "bad.pt")
+    state["model"]["layers.0.selector.candidates"][0, 0] = 0
+    state["config"]["arch"][1]["k"] = 5  # the weights hold 2^6 table entries per LUT
+    torch.save(state, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match=r"'layers.0.selector.logits' has shape \(360, 4\), config implies "
+                                              r"\(300, 4\)"):
+        load_model(tmp_path / "bad.pt")
+
+
+def test_lut_resume_continues_exactly(small_digits, tmp_path):
+    """Resumed from the checkpoint of epoch 1 of the same run: the temperature schedule (over the
+    run's total steps) and the weights continue exactly."""
+    import shutil
+
+    from lgn.train import train
+
+    def keep_epoch_1(line):  # epoch 2 is logged after epoch 1's checkpoint, before epoch 2's
+        if line.startswith("epoch   2"):
+            shutil.copy(tmp_path / "a.pt", tmp_path / "b.pt")
+
+    straight = train(lut_config(epochs=3), small_digits, out=tmp_path / "a.pt", progress=False, log=keep_epoch_1)
+    resumed = train(lut_config(epochs=3), small_digits, out=tmp_path / "b.pt", resume=True, progress=False,
+                    log=lambda s: None)
+    assert resumed.history[0] == straight.history[0] and len(resumed.history) == 3
+    for (key, v), w in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(v, w), key
+    assert [h["loss"] for h in straight.history] == [h["loss"] for h in resumed.history]
+    assert resumed.model.layers[0].selector.temperature == straight.model.layers[0].selector.temperature
+
+
+def test_cli_digits_lut_preset_end_to_end(tmp_path):
+    """``lgn train --dataset digits --arch lut`` cut to a few steps, --resume, eval; lowered == packed."""
+    from click.testing import CliRunner
+
+    from lgn import data as datasets
+    from lgn.cli import main
+    from lgn.train import load_model
+
+    out = tmp_path / "model.pt"
+    runner = CliRunner()
+    result = runner.invoke(main, ["train", "--dataset", "digits", "--arch", "lut", "--steps", "3", "--out", str(out),
+                                  "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "lut(" in result.output
+    resumed = runner.invoke(main, ["train", "--dataset", "digits", "--steps", "5", "--out", str(out), "--resume",
+                                   "--no-progress"])
+    assert resumed.exit_code == 0, resumed.output
+    evaluated = runner.invoke(main, ["eval", str(out), "--backend", "torch"])
+    assert evaluated.exit_code == 0, evaluated.output
+    model, config = load_model(out)
+    assert any(isinstance(layer, (LutLayer, C.LearnedLutLayer)) for layer in model.layers)
+    data = datasets.load("digits")
+    netlist = lower(model)
+    with torch.no_grad():
+        expected = (model(torch.as_tensor(data.x_test, dtype=torch.float32)) * model.tau).round().long().numpy()
+    assert np.array_equal(packed.run(netlist, netlist.encoding.encode(data.x_test)), expected)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--arch", "lut(100, k=7)"], "'lut(100, k=7)': k (inputs per LUT) must be an integer in 1..6, got 7"),
+    (["--arch", "lut(100, m=0)"], "'lut(100, m=0)': m (candidate sources per input) must be an integer >= 1"),
+    (["--arch", "lut(k=6)"], "'lut(k=6)': missing the width"),
+    (["--arch", "learned(100, m=500)"], "'learned(100, m=500)': m=500 candidate sources is more than the 192 inputs"),
+    (["--arch", "lut(100) lut(50, m=101)"], "'lut(50, m=101)': m=101 candidate sources is more than the 100"),
+])
+def test_cli_rejects_bad_lut_specs_in_one_line_before_training(args, message, tmp_path):
+    from click.testing import CliRunner
+
+    from lgn.cli import main
+
+    out = tmp_path / "model.pt"
+    result = CliRunner().invoke(main, ["train", *args, "--out", str(out), "--no-progress", "--epochs", "1"])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert lines[-1].startswith("lgn: error: ") and message in lines[-1], result.output
+    assert "Traceback" not in result.output and "epoch" not in result.output
+    assert not out.exists()
