@@ -127,9 +127,8 @@ def lower(model, meta: dict | None = None) -> Netlist:
     """
     from torch import nn
 
-    from lgn.nn import LogicConv2d, LogicLayer, OrPool2d, ThermometerImage
-    from lgn.nn.connectivity import LearnedLogicLayer, LearnedLutLayer
-    from lgn.nn.lut import LutLayer
+    from lgn.nn import (LearnedLogicLayer, LearnedLutLayer, LogicConv2d, LogicLayer, LutLayer, OrPool2d,
+                        ThermometerImage)
 
     lowerings = {LogicLayer: _dense, LogicConv2d: _conv, OrPool2d: _or_pool, ThermometerImage: _reshape,
                  nn.Flatten: _reshape, LutLayer: _lut, LearnedLogicLayer: _learned_gates,
