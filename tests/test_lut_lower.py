@@ -279,3 +279,18 @@ def test_cli_rejects_bad_lut_specs_in_one_line_before_training(args, message, tm
     assert lines[-1].startswith("lgn: error: ") and message in lines[-1], result.output
     assert "Traceback" not in result.output and "epoch" not in result.output
     assert not out.exists()
+
+
+@pytest.mark.parametrize("dataset, image_shape", [("digits", (1, 8, 8)), ("fashion-mnist", (1, 28, 28))])
+def test_every_lut_preset_fits_its_dataset_and_lists_in_help(dataset, image_shape):
+    from lgn.cli import _arch_presets
+    from lgn.train import TrainConfig
+
+    config = TrainConfig.for_dataset(dataset, arch="lut")
+    features = int(np.prod(image_shape))
+    resolved = spec.parse(config.arch).resolve(features, 10, image_shape, 3, "uniform")
+    assert all(isinstance(block, spec.Lut) and block.k == 6 and block.m for block in resolved.layers)
+    shapes = spec.parameter_shapes({"arch": resolved.to_json(), "num_classes": 10, "image_shape": list(image_shape)},
+                                   features, resolved.thermo.bits)
+    assert shapes["layers.0.selector.logits"][1] == resolved.layers[0].m
+    assert f"lut ({', '.join(['digits', 'fashion-mnist'])})" in _arch_presets()
