@@ -69,7 +69,8 @@ def main():
 @click.option("--mirror", default=None, help="Base URL replacing the official dataset download location.")
 @click.option("--arch", default=None,
               help="Architecture: a preset name (conv: the dataset's convolutional net; lut: a LUT-6 net with "
-                   "learned wiring, for few FPGA LUTs; dense: its dense preset, the default) or a model spec such as \"thermo(3, uniform) conv(32, k=3, p=1, d=3) "
+                   "learned wiring, for few FPGA LUTs; dense: its dense preset, the default) or a model spec "
+                   "such as \"thermo(3, uniform) conv(32, k=3, p=1, d=3) "
                    "orpool(2) flatten dense(4000) groupsum(tau=20)\" (blocks: thermo, conv, orpool, flatten, "
                    "dense, lut, learned, groupsum; see lgn.nn.spec). Presets: " + _arch_presets() + ".")
 @click.option("--layers", type=click.IntRange(min=1), default=None,

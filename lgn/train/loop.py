@@ -365,7 +365,8 @@ def train(config: TrainConfig, data, out: str | os.PathLike | None = None, resum
                 xb = _augment(x_train[idx], config.image_shape, augment, generator) if augment else x_train[idx]
                 xb, yb = xb[rank::world].to(device), y_train[idx[rank::world]].to(device)
                 if learned_wiring:
-                    set_temperature(model, temperature_at(step, total_steps, config.temperature, config.temperature_end))
+                    temperature = temperature_at(step, total_steps, config.temperature, config.temperature_end)
+                    set_temperature(model, temperature)
                 loss = cross_entropy(ddp_model(xb), yb)
                 if not torch.isfinite(loss):
                     bar.close()
