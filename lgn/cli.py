@@ -16,7 +16,8 @@ __all__ = ["main"]
 
 def _arch_presets() -> str:
     """The ``--arch`` presets for ``--help`` (read without importing torch)."""
-    return "conv (digits, fashion-mnist, mnist, cifar10), dense (digits, fashion-mnist, mnist, cifar10)"
+    return ("conv (digits, fashion-mnist, mnist, cifar10), dense (digits, fashion-mnist, mnist, cifar10), "
+            "lut (digits, fashion-mnist)")
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -67,10 +68,11 @@ def main():
 @click.option("--no-download", is_flag=True, help="Never download missing dataset files.")
 @click.option("--mirror", default=None, help="Base URL replacing the official dataset download location.")
 @click.option("--arch", default=None,
-              help="Architecture: a preset name (conv: the dataset's convolutional net; dense: its dense "
-                   "preset, the default) or a model spec such as \"thermo(3, uniform) conv(32, k=3, p=1, d=3) "
+              help="Architecture: a preset name (conv: the dataset's convolutional net; lut: a LUT-6 net with "
+                   "learned wiring, for few FPGA LUTs; dense: its dense preset, the default) or a model spec "
+                   "such as \"thermo(3, uniform) conv(32, k=3, p=1, d=3) "
                    "orpool(2) flatten dense(4000) groupsum(tau=20)\" (blocks: thermo, conv, orpool, flatten, "
-                   "dense, groupsum; see lgn.nn.spec). Presets: " + _arch_presets() + ".")
+                   "dense, lut, learned, groupsum; see lgn.nn.spec). Presets: " + _arch_presets() + ".")
 @click.option("--layers", type=click.IntRange(min=1), default=None,
               help="Logic layers of a dense net (shorthand for --arch \"dense(WIDTH)*LAYERS\") [dataset preset].")
 @click.option("--width", type=click.IntRange(min=1), default=None, help="Gates per dense layer [dataset preset].")

@@ -22,7 +22,7 @@ DATA = Path(__file__).parent / "data"
 
 # --------------------------------------------------------------------------------- the grammar
 def block_text(draw) -> str:
-    kind = draw(st.sampled_from(["conv", "orpool", "dense", "flatten"]))
+    kind = draw(st.sampled_from(["conv", "orpool", "dense", "flatten", "lut", "learned"]))
     if kind == "conv":
         k = draw(st.integers(1, 5))
         return (f"conv({draw(st.integers(1, 64))}, k={k}, s={draw(st.integers(1, 3))}, "
@@ -31,6 +31,11 @@ def block_text(draw) -> str:
         return f"orpool({draw(st.integers(1, 4))}, s={draw(st.integers(1, 4))})"
     if kind == "dense":
         return f"dense({draw(st.integers(1, 10_000))})"
+    if kind == "lut":
+        m = draw(st.sampled_from(["", f", m={draw(st.integers(1, 16))}"]))
+        return f"lut({draw(st.integers(1, 10_000))}, k={draw(st.integers(1, 6))}{m})"
+    if kind == "learned":
+        return f"learned({draw(st.integers(1, 10_000))}, m={draw(st.integers(1, 16))})"
     return "flatten"
 
 
@@ -57,6 +62,13 @@ def test_text_and_json_round_trip(text):
     import json
 
     assert spec.from_json(json.loads(json.dumps(parsed.to_json()))) == parsed  # plain JSON
+
+
+def test_lut_and_learned_blocks_defaults_and_canonical_text():
+    parsed = spec.parse("lut(600) lut(w=100, k=4, candidates=8) learned(40) LEARNED(40, m=8) lut(10, 3, 2)")
+    assert parsed.blocks[:5] == (spec.Lut(600, 6, None), spec.Lut(100, 4, 8), spec.Learned(40, 8),
+                                 spec.Learned(40, 8), spec.Lut(10, 3, 2))
+    assert str(parsed) == "lut(600, k=6) lut(100, k=4, m=8) learned(40, m=8)*2 lut(10, k=3, m=2) groupsum"
 
 
 def test_canonical_text_keywords_and_repeats():
@@ -93,6 +105,17 @@ MALFORMED = [  # (spec, the token the message must name, why)
     ("conv(8, q=2) dense(10)", "'conv(8, q=2)'", "unknown argument 'q'"),
     ("conv(8, k=3, 4) dense(10)", "'conv(8, k=3, 4)'", "positional argument 4 after a keyword"),
     ("conv(8, 3, 1, 1, 3, 7) dense(10)", "'conv(8, 3, 1, 1, 3, 7)'", "too many arguments"),
+    ("lut(100, k=7)", "'lut(100, k=7)'", "k (inputs per LUT) must be an integer in 1..6, got 7"),
+    ("lut(100, k=0)", "'lut(100, k=0)'", "k (inputs per LUT) must be an integer in 1..6, got 0"),
+    ("lut(100, k=2.5)", "'lut(100, k=2.5)'", "k (inputs per LUT) must be an integer in 1..6, got 2.5"),
+    ("lut(100, m=0)", "'lut(100, m=0)'", "m (candidate sources per input) must be an integer >= 1, got 0"),
+    ("lut(k=6, m=8)", "'lut(k=6, m=8)'", "missing the width"),
+    ("lut", "'lut'", "missing the width"),
+    ("lut(-5)", "'lut(-5)'", "width must be a positive integer, got -5"),
+    ("lut(10, 6, 8, 1)", "'lut(10, 6, 8, 1)'", "too many arguments"),
+    ("learned(100, m=-2)", "'learned(100, m=-2)'", "m (candidate sources per input) must be an integer >= 1"),
+    ("learned(m=4)", "'learned(m=4)'", "missing the width"),
+    ("learned(100, k=2)", "'learned(100, k=2)'", "unknown argument 'k'"),
     ("conv(8, k=3, kernel=5) dense(10)", "'conv(8, k=3, kernel=5)'", "kernel is given twice"),
     ("conv(8, k=3 dense(10)", "'conv(8, k=3 dense(10'", "unbalanced parentheses"),
     ("dense(10)x", "'dense(10)x'", "unexpected 'x'"),
@@ -126,6 +149,11 @@ UNFITTING = [  # (spec, image shape of a 64-feature dataset or None, token, why)
     ("conv(10, k=8)", (1, 8, 8), "'conv(10, k=8)'", "groupsum needs a vector"),
     ("dense(10) flatten dense(10)", (1, 8, 8), "'flatten'", "nothing to flatten"),
     ("dense(10) conv(8) flatten dense(10)", (1, 8, 8), "'conv(8)'", "conv needs an image, but dense(10) gives a vector"),
+    ("dense(20) lut(10, m=21)", None, "'lut(10, m=21)'", "m=21 candidate sources is more than the 20 inputs"),
+    ("learned(100, m=193)", None, "'learned(100, m=193)'", "m=193 candidate sources is more than the 192 inputs"),
+    ("lut(15, k=4)", None, "'lut(15, k=4)'", "width 15 is not divisible by the 10 classes"),
+    ("conv(8) lut(10)", (1, 8, 8), "'lut(10)'", "lut needs a vector; put flatten before it"),
+    ("lut(10) orpool(2) flatten dense(10)", (1, 8, 8), "'orpool(2)'", "orpool needs an image, but lut(10) gives"),
 ]
 
 
@@ -150,6 +178,9 @@ BUILDABLE = [  # (spec, image shape or None, thermometer bits, classes)
     ("thermo(2, uniform) flatten dense(40)*2", (1, 4, 4), 2, 10),
     ("dense(50) dense(20)", None, 3, 10),
     ("conv(5, k=1, d=1) orpool(3, s=1) flatten", (1, 5, 4), 1, 2),
+    ("lut(30, k=6, m=5) learned(20, m=3) lut(12, k=3) lut(10, k=1, m=2)", None, 2, 10),
+    ("conv(3, k=3, d=2) flatten lut(8, k=4) learned(6)", (1, 5, 5), 2, 2),
+    ("thermo(2, uniform) lut(40, k=2)", (1, 4, 4), 2, 10),
 ]
 
 

@@ -28,12 +28,22 @@ block                           meaning
 ``dense(width)``                a :class:`~lgn.nn.LogicLayer` of ``width`` gates; consecutive
                                 widths may differ. Directly after ``thermo`` it reads the
                                 encoder's bits (feature-major).
+``lut(width, k, m)``            a :class:`~lgn.nn.lut.LutLayer` of ``width`` k-input LUT nodes
+                                (``k`` 1..6, default 6); with ``m`` (1..inputs) each LUT input
+                                learns its source among ``m`` candidates
+                                (:class:`~lgn.nn.connectivity.LearnedLutLayer`).
+``learned(width, m)``           ``width`` two-input gates whose operands learn their sources
+                                among ``m`` candidates (default 8, at most the inputs):
+                                :class:`~lgn.nn.connectivity.LearnedLogicLayer`.
 ``groupsum(tau)``               the class scores: outputs summed in ``num_classes`` groups,
                                 divided by ``tau``; last if present (default: ``tau`` =
                                 ``sqrt(outputs / classes)``).
 ==============================  ============================================================
 
-Example: ``thermo(3, uniform) conv(32, k=3, p=1) orpool(2) flatten dense(2000) groupsum(tau=20)``.
+Example: ``thermo(3, uniform) conv(32, k=3, p=1) orpool(2) flatten dense(2000) groupsum(tau=20)``;
+a LUT net with learned wiring: ``thermo(3) lut(600, k=6, m=8) lut(200, k=6, m=8) groupsum``.
+``dense``, ``lut`` and ``learned`` are the vector blocks; a learned source's temperature follows
+the training schedule (see :func:`lgn.nn.connectivity.temperature_at`).
 
 :func:`parse` reads the text, :meth:`Spec.to_json` / :func:`from_json` give the plain-JSON form
 stored in checkpoints, ``str(spec)`` the canonical text. :meth:`Spec.resolve` checks a spec
@@ -50,7 +60,8 @@ import math
 import re
 from dataclasses import dataclass
 
-__all__ = ["SpecError", "Spec", "Thermo", "Conv", "OrPool", "Flatten", "Dense", "GroupSumHead", "parse",
+__all__ = ["SpecError", "Spec", "Thermo", "Conv", "OrPool", "Flatten", "Dense", "Lut", "Learned", "GroupSumHead",
+           "parse",
            "from_json", "dense_spec", "from_config", "parameter_shapes", "index_bounds", "build",
            "MAX_DEPTH"]
 
@@ -156,6 +167,53 @@ class Dense:
         _positive_int(self.NAME, "width", self.width)
 
 
+def _width(block: str, value, example: str) -> None:
+    if value is None:
+        raise SpecError(f"{block}: missing the width (number of nodes), as in {example}")
+    _positive_int(block, "width", value)
+
+
+def _candidates(block: str, value) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise SpecError(f"{block}: m (candidate sources per input) must be an integer >= 1, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Lut:
+    """A :class:`~lgn.nn.lut.LutLayer` of ``width`` k-input LUTs; learned wiring among ``m`` if given."""
+
+    width: int | None = None
+    k: int = 6
+    m: int | None = None
+    NAME = "lut"
+    POSITIONAL = 1
+    KEYS = {"width": "width", "w": "width", "k": "k", "m": "m", "candidates": "m"}
+
+    def __post_init__(self):
+        _width(self.NAME, self.width, "lut(600, k=6, m=8)")
+        if isinstance(self.k, bool) or not isinstance(self.k, int) or not 1 <= self.k <= 6:
+            raise SpecError(f"{self.NAME}: k (inputs per LUT) must be an integer in 1..6, got {self.k!r}")
+        _candidates(self.NAME, self.m)
+
+
+@dataclass(frozen=True)
+class Learned:
+    """A :class:`~lgn.nn.connectivity.LearnedLogicLayer`: ``width`` gates, sources among ``m``."""
+
+    width: int | None = None
+    m: int = 8
+    NAME = "learned"
+    POSITIONAL = 1
+    KEYS = {"width": "width", "w": "width", "m": "m", "candidates": "m"}
+
+    def __post_init__(self):
+        _width(self.NAME, self.width, "learned(2000, m=8)")
+        _candidates(self.NAME, self.m)
+
+
+_VECTOR_BLOCKS = (Dense, Lut, Learned)
+
+
 @dataclass(frozen=True)
 class GroupSumHead:
     """The GroupSum head; ``tau=None`` means ``sqrt(outputs / classes)`` (filled in by resolve)."""
@@ -173,7 +231,7 @@ class GroupSumHead:
             object.__setattr__(self, "tau", float(self.tau))
 
 
-BLOCKS = {cls.NAME: cls for cls in (Thermo, Conv, OrPool, Flatten, Dense, GroupSumHead)}
+BLOCKS = {cls.NAME: cls for cls in (Thermo, Conv, OrPool, Flatten, Dense, Lut, Learned, GroupSumHead)}
 _IMAGE_BLOCKS = (Conv, OrPool)
 
 
@@ -359,8 +417,8 @@ class Spec:
                 raise SpecError(f"block {token!r}: thermo must be the first block")
             if isinstance(block, GroupSumHead) and i != len(pairs) - 1:
                 raise SpecError(f"block {token!r}: groupsum must be the last block")
-        if not any(isinstance(b, (Conv, Dense)) for b in blocks):
-            raise SpecError("the spec has no logic layer: add conv(...) or dense(...) blocks")
+        if not any(isinstance(b, (Conv, *_VECTOR_BLOCKS)) for b in blocks):
+            raise SpecError("the spec has no logic layer: add conv(...), dense(...) or lut(...) blocks")
         tokens = [t for _, t in pairs]
         if not isinstance(blocks[-1], GroupSumHead):
             blocks.append(GroupSumHead())
@@ -431,7 +489,7 @@ class Spec:
             shape = (num_features * num_bits,)
         rows, previous = [], "thermo"
         for block, token in zip(self.layers, self._layer_tokens()):
-            if isinstance(block, Dense) and previous == "thermo":
+            if isinstance(block, _VECTOR_BLOCKS) and previous == "thermo":
                 shape = (math.prod(shape),)  # dense reads the encoder's bits as they come
             if isinstance(block, _IMAGE_BLOCKS) and len(shape) != 3:
                 if image_shape is None and previous == "thermo":
@@ -458,16 +516,20 @@ class Spec:
                 if len(shape) != 3:
                     raise SpecError(f"block {token!r}: nothing to flatten, {previous} already gives a vector")
                 new = (math.prod(shape),)
-            else:  # Dense
+            else:  # Dense, Lut, Learned
                 if len(shape) != 1:
-                    raise SpecError(f"block {token!r}: dense needs a vector; put flatten before it")
+                    raise SpecError(f"block {token!r}: {block.NAME} needs a vector; put flatten before it")
+                m = getattr(block, "m", None)
+                if m is not None and m > shape[0]:
+                    raise SpecError(f"block {token!r}: m={m} candidate sources is more than the {shape[0]} "
+                                    f"inputs {previous} gives")
                 new = (block.width,)
             rows.append((block, shape, new))
             shape, previous = new, token
         if len(shape) != 1:
             raise SpecError(f"block {previous!r}: groupsum needs a vector; put flatten before it")
         if num_classes is not None and shape[0] % num_classes:
-            what = "width" if previous.startswith("dense") else "output count"
+            what = "width" if previous.startswith(("dense", "lut", "learned")) else "output count"
             raise SpecError(f"block {previous!r}: {what} {shape[0]} is not divisible by the {num_classes} classes")
         return rows
 
@@ -479,7 +541,7 @@ class Spec:
                 total += math.prod(out) * (2 ** block.depth - 1)
             elif isinstance(block, OrPool):
                 total += math.prod(out) * (block.window ** 2 - 1)
-            elif isinstance(block, Dense):
+            elif isinstance(block, _VECTOR_BLOCKS):
                 total += block.width
         return total
 
@@ -516,6 +578,19 @@ class Spec:
             elif isinstance(block, Dense):
                 shapes[f"layers.{i}.weights"] = (block.width, per_gate)
                 shapes[f"layers.{i}.idx_a"] = shapes[f"layers.{i}.idx_b"] = (block.width,)
+            elif isinstance(block, Lut) and block.m is None:
+                shapes[f"layers.{i}.weights"] = (block.width, 1 << block.k)
+                shapes[f"layers.{i}.inputs"] = (block.width, block.k)
+            elif isinstance(block, Lut):
+                shapes[f"layers.{i}.selector.logits"] = (block.width * block.k, block.m)
+                shapes[f"layers.{i}.selector.candidates"] = (block.width * block.k, block.m)
+                shapes[f"layers.{i}.luts.weights"] = (block.width, 1 << block.k)
+                shapes[f"layers.{i}.luts.inputs"] = (block.width, block.k)
+            elif isinstance(block, Learned):
+                shapes[f"layers.{i}.selector.logits"] = (2 * block.width, block.m)
+                shapes[f"layers.{i}.selector.candidates"] = (2 * block.width, block.m)
+                shapes[f"layers.{i}.gates.weights"] = (block.width, per_gate)
+                shapes[f"layers.{i}.gates.idx_a"] = shapes[f"layers.{i}.gates.idx_b"] = (block.width,)
         return shapes
 
     def index_bounds(self, num_features: int, num_classes: int, image_shape=None) -> dict[str, int]:
@@ -527,6 +602,14 @@ class Spec:
                                f"layers.{i}.leaf_col": block.kernel})
             elif isinstance(block, Dense):
                 bounds[f"layers.{i}.idx_a"] = bounds[f"layers.{i}.idx_b"] = in_shape[0]
+            elif isinstance(block, Lut) and block.m is None:
+                bounds[f"layers.{i}.inputs"] = in_shape[0]
+            elif isinstance(block, Lut):
+                bounds[f"layers.{i}.selector.candidates"] = in_shape[0]
+                bounds[f"layers.{i}.luts.inputs"] = block.width * block.k
+            elif isinstance(block, Learned):
+                bounds[f"layers.{i}.selector.candidates"] = in_shape[0]
+                bounds[f"layers.{i}.gates.idx_a"] = bounds[f"layers.{i}.gates.idx_b"] = 2 * block.width
         return bounds
 
     def _model_rows(self, num_features, num_classes, image_shape):
@@ -596,6 +679,8 @@ def build(config: dict, encoder):
     import torch
     from torch import nn
 
+    from .connectivity import LearnedLogicLayer, LearnedLutLayer
+    from .lut import LutLayer
     from .modules import LogicConv2d, LogicLayer, LogicStack, OrPool2d, ThermometerImage
 
     spec = _model_spec(config, encoder.num_features, encoder.num_bits)
@@ -614,8 +699,16 @@ def build(config: dict, encoder):
             layers.append(OrPool2d(block.window, block.stride))
         elif isinstance(block, Flatten):
             layers.append(nn.Flatten(1))
-        else:
+        elif isinstance(block, Dense):
             layers.append(LogicLayer(in_shape[0], block.width, connections=config.get("connections", "random"),
                                      **options))
+        elif isinstance(block, Learned):
+            layers.append(LearnedLogicLayer(in_shape[0], block.width, candidates=block.m, **options))
+        elif block.m is None:
+            layers.append(LutLayer(in_shape[0], block.width, k=block.k, connections=config.get("connections", "random"),
+                                   init=options["init"], generator=generator))
+        else:
+            layers.append(LearnedLutLayer(in_shape[0], block.width, k=block.k, candidates=block.m,
+                                          init=options["init"], generator=generator))
     return LogicStack(encoder, layers, config["num_classes"], spec.head.tau,
                       feature_dtype=config.get("feature_dtype", "float32"), image_shape=image_shape)

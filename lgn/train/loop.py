@@ -17,6 +17,7 @@ import torch.distributed as dist
 from torch.nn.functional import cross_entropy
 
 from lgn.nn import LogicConv2d, LogicLayer, Thermometer, spec
+from lgn.nn.connectivity import SourceSelector, set_temperature, temperature_at
 
 from .checkpoint import build_model, check_writable, load_checkpoint, load_model, save_checkpoint
 from .records import append_record, metrics_path, write_records
@@ -58,6 +59,14 @@ ARCH_PRESETS["conv"]["mnist"] = {**ARCH_PRESETS["conv"]["fashion-mnist"],
                                  "arch": ARCH_PRESETS["conv"]["fashion-mnist"]["arch"].replace("thermo(3,", "thermo(1,")}
 ARCH_PRESETS["conv"]["cifar10"] = dict(ARCH_PRESETS["conv"]["fashion-mnist"])
 ARCH_PRESETS["dense"] = PRESETS
+#: LUT-lean nets (few FPGA LUTs): LUT-6 layers with learned wiring (m candidate sources per LUT
+#: input), tapering to a few outputs per class so that the popcount stays small.
+ARCH_PRESETS["lut"] = {
+    "digits": dict(arch="thermo(3, uniform) lut(800, k=6, m=16) lut(100, k=6, m=16) groupsum(tau=2.5)",
+                   epochs=80, batch_size=64, lr=0.05, lr_schedule="cosine"),
+    "fashion-mnist": dict(arch="thermo(3, uniform) lut(2400, k=6, m=8) lut(400, k=6, m=8) groupsum(tau=6)",
+                          epochs=4, batch_size=256, lr=0.03, lr_schedule="cosine", init="residual"),
+}
 
 
 def preset_help() -> str:
@@ -84,6 +93,8 @@ class TrainConfig:
     init: str = "random"
     parametrization: str = "gates"  # 'gates' (softmax over 16) or 'table' (4 truth-table logits)
     pass_decay: float = 0.0  # per-step decay of gate logits toward the pass-through gate (x lr)
+    temperature: float = 1.0  # learned connectivity (lut(..., m=M), learned(...)): source-choice temperature
+    temperature_end: float = 0.1  # ... decayed exponentially to this over the run
     augment: str | None = None  # image datasets: 'shift=N' (random translations), 'flip' (mirror), comma-joined
     encoder_bits: int | None = None  # thermometer thresholds per feature (dataset default if None)
     encoder_method: str | None = None  # 'uniform' or 'quantile' (dataset default if None)
@@ -447,6 +458,7 @@ def train(config: TrainConfig, data, out: str | os.PathLike | None = None, resum
     pass_through = _pass_through_targets(model) if config.pass_decay else []
     if progress is None:
         progress = _is_terminal(sys.stderr)
+    learned_wiring = any(isinstance(m, SourceSelector) for m in model.modules())
     bar = _progress(total_steps, step, enabled=progress and rank == 0)
     interrupted = False
     start_time = time.time()
@@ -461,6 +473,9 @@ def train(config: TrainConfig, data, out: str | os.PathLike | None = None, resum
                 idx = perm[batch * config.batch_size : (batch + 1) * config.batch_size]
                 xb = _augment(x_train[idx], config.image_shape, augment, generator) if augment else x_train[idx]
                 xb, yb = xb[rank::world].to(device), y_train[idx[rank::world]].to(device)
+                if learned_wiring:
+                    temperature = temperature_at(step, total_steps, config.temperature, config.temperature_end)
+                    set_temperature(model, temperature)
                 loss = cross_entropy(ddp_model(xb), yb)
                 if not _finite_on_all_ranks(loss, world):  # every rank stops at the same step
                     bar.close()
