@@ -15,7 +15,7 @@ from .encoder import ThermometerEncoder, feature_shape
 from .errors import HDLError
 from .popcount import MAX_GROUP, PopCount, check_group, popcount_levels, tree_levels
 
-__all__ = ["Classifier", "logic_stages", "latency"]
+__all__ = ["Classifier", "classifier_signature", "score_shape", "logic_stages", "latency"]
 
 
 def logic_stages(netlist: Netlist, popcount_group: int = MAX_GROUP) -> int:
@@ -28,6 +28,28 @@ def latency(netlist: Netlist, pipeline: int, popcount_group: int = MAX_GROUP) ->
     """Return the clock cycles from input to result with a register row every ``pipeline`` stages."""
     pipeline = check_pipeline(pipeline)
     return logic_stages(netlist, popcount_group) // pipeline if pipeline else 0
+
+
+def score_shape(netlist: Netlist):
+    """Return the Amaranth shape of one class score on the ``out_scores`` port."""
+    return unsigned(netlist.outputs_per_class.bit_length())
+
+
+def classifier_signature(netlist: Netlist, raw_features: bool) -> wiring.Signature:
+    """Return the signature of the :class:`Classifier` of ``netlist`` (its ports, in order)."""
+    members = {}
+    if raw_features:
+        enc = netlist.encoding
+        members["features"] = In(data.ArrayLayout(feature_shape(enc.dtype), enc.num_features))
+    else:
+        members["bits"] = In(netlist.num_inputs)
+    members.update({
+        "in_valid": In(1), "in_ready": Out(1),
+        "out_valid": Out(1), "out_ready": In(1),
+        "out_class": Out(index_width(netlist.num_classes)),
+        "out_scores": Out(data.ArrayLayout(score_shape(netlist), netlist.num_classes)),
+    })
+    return wiring.Signature(members)
 
 
 class Classifier(wiring.Component):
@@ -77,21 +99,14 @@ class Classifier(wiring.Component):
             raise HDLError("raw_features=True needs a netlist with a thermometer encoding")
         self.raw_features = bool(raw_features)
         self.popcount_group = check_group(popcount_group)
-        self.score_width = netlist.outputs_per_class.bit_length()
+        self.score_width = score_shape(netlist).width
         self.stages = logic_stages(netlist, self.popcount_group)
-        members = {}
-        if self.raw_features:
-            enc = netlist.encoding
-            members["features"] = In(data.ArrayLayout(feature_shape(enc.dtype), enc.num_features))
-        else:
-            members["bits"] = In(netlist.num_inputs)
-        members.update({
-            "in_valid": In(1), "in_ready": Out(1),
-            "out_valid": Out(1), "out_ready": In(1),
-            "out_class": Out(index_width(netlist.num_classes)),
-            "out_scores": Out(data.ArrayLayout(unsigned(self.score_width), netlist.num_classes)),
-        })
-        super().__init__(members)
+        super().__init__(classifier_signature(netlist, self.raw_features))
+
+    @property
+    def inputs(self):
+        """The input port as one value: ``features`` (all raw features) or ``bits``."""
+        return self.features.as_value() if self.raw_features else self.bits
 
     @property
     def latency(self) -> int:

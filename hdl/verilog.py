@@ -6,21 +6,21 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import jinja2
 import numpy as np
 from amaranth.back import rtlil as amaranth_rtlil
+from amaranth.hdl import Shape
+from amaranth.lib.wiring import In
 
 from lgn.compile import packed
 from lgn.compile.luts import require_two_input_gates
 from lgn.compile.netlist import Netlist
 
-from .encoder import feature_shape
+from .encoder import feature_shape, pack_rows, port_words
 from .errors import HDLError, InvalidNameError
-from .argmax import index_width
 from .core import check_pipeline
 from .popcount import MAX_GROUP, check_group
-from .stream import Classifier, latency, logic_stages
-from .tools import run_yosys
+from .stream import Classifier, classifier_signature, latency, logic_stages, score_shape
+from .tools import render, run_yosys
 
 __all__ = ["to_verilog", "component_verilog", "lint_fixes", "export", "sanitize_name", "describe", "Design", "test_vectors"]
 
@@ -115,30 +115,32 @@ def describe(netlist: Netlist, name: str = "lgn_net", pipeline: int = 0,
     if raw_features and netlist.encoding is None:
         raise HDLError("raw_features=True needs a netlist with a thermometer encoding")
     cycles = latency(netlist, pipeline, popcount_group)
-    score_width = netlist.outputs_per_class.bit_length()
+    signature = classifier_signature(netlist, raw_features)
+    classes = netlist.num_classes
+    score = score_shape(netlist)
+    meaning = {
+        "bits": "input bit i at [i]",
+        "in_valid": "a sample is presented",
+        "in_ready": "the sample is taken on this clock edge",
+        "out_valid": "a result is presented",
+        "out_ready": "the result is taken on this clock edge",
+        "out_class": "predicted class (ties: lowest index)",
+        "out_scores": f"{classes} x {score.width}-bit popcounts, class c at "
+                      f"[{score.width}*c +: {score.width}]",
+    }
+    if raw_features:
+        enc = netlist.encoding
+        width = feature_shape(enc.dtype).width
+        meaning["features"] = (f"{enc.num_features} x {enc.dtype}, feature j at [{width}*j +: "
+                               f"{width}]" + (" (IEEE-754 bits)" if enc.dtype == "float32" else ""))
     ports = []
     if cycles:
         ports += [("clk", "input", 1, "clock (rising edge)"),
                   ("rst", "input", 1, "synchronous reset, active high")]
-    if raw_features:
-        enc = netlist.encoding
-        shape = feature_shape(enc.dtype)
-        ports.append(("features", "input", enc.num_features * shape.width,
-                      f"{enc.num_features} x {enc.dtype}, feature j at [{shape.width}*j +: "
-                      f"{shape.width}]" + (" (IEEE-754 bits)" if enc.dtype == "float32" else "")))
-    else:
-        ports.append(("bits", "input", netlist.num_inputs, "input bit i at [i]"))
-    ports += [
-        ("in_valid", "input", 1, "a sample is presented"),
-        ("in_ready", "output", 1, "the sample is taken on this clock edge"),
-        ("out_valid", "output", 1, "a result is presented"),
-        ("out_ready", "input", 1, "the result is taken on this clock edge"),
-        ("out_class", "output", index_width(netlist.num_classes),
-         "predicted class (ties: lowest index)"),
-        ("out_scores", "output", netlist.num_classes * score_width,
-         f"{netlist.num_classes} x {score_width}-bit popcounts, class c at "
-         f"[{score_width}*c +: {score_width}]"),
-    ]
+    for path, member in signature.members.flatten():
+        port = "__".join(map(str, path))
+        ports.append((port, "input" if member.flow == In else "output",
+                      Shape.cast(member.shape).width, meaning[port]))
     return Design(sanitize_name(name), pipeline, cycles, tuple(ports), netlist.num_gates,
                   netlist.depth, netlist.gate_counts(), logic_stages(netlist, popcount_group),
                   bool(raw_features), check_group(popcount_group), netlist.sha256)
@@ -205,19 +207,11 @@ def lint_fixes() -> tuple[list[str], list[str]]:
     ``tests/test_hdl_verilog.py::test_amaranth_still_needs_the_lint_fixes`` fails once Amaranth's
     own Verilog lints clean, so that this function can go.
     """
-    widen = _render("hdl_widen_adders.v.j2", {})
+    widen = render("hdl_widen_adders.v.j2", {})
     before = [f"read_verilog -icells <<techmap\n{widen}\ntechmap", "design -stash lgn_widen"]
     after = ["chtype -map $shift $shiftx t:$shift r:Y_WIDTH=1", "techmap -map %lgn_widen",
              "design -delete lgn_widen"]
     return before, after
-
-
-def _render(template: str, values: dict) -> str:
-    """Render a logic-free template of :mod:`lgn.templates` (undefined names are errors)."""
-    env = jinja2.Environment(loader=jinja2.PackageLoader("lgn.templates", ""),
-                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                             autoescape=False)
-    return env.get_template(template).render(values)
 
 
 def _amaranth_version() -> str:
@@ -226,24 +220,8 @@ def _amaranth_version() -> str:
     return amaranth.__version__
 
 
-def _pack_rows(values: np.ndarray, width: int) -> list[str]:
-    """Hex strings of each row of non-negative ints, element j at bits [j*width, (j+1)*width)."""
-    values = np.asarray(values).astype(np.uint64) & np.uint64((1 << width) - 1)
-    out = []
-    for row in values.tolist():
-        acc = 0
-        for j, v in enumerate(row):
-            acc |= int(v) << (j * width)
-        out.append(format(acc, "x"))
-    return out
-
-
-def _raw_bits(features: np.ndarray, dtype: str) -> np.ndarray:
-    """Raw features as the unsigned bit patterns the ``features`` port carries."""
-    if dtype == "float32":
-        return np.asarray(features, dtype=np.float32).view(np.uint32)
-    width = feature_shape(dtype).width
-    return np.asarray(features).astype(np.int64) & ((1 << width) - 1)
+def _hex_rows(values: np.ndarray, width: int) -> list[str]:
+    return [format(v, "x") for v in pack_rows(values, width)]
 
 
 def test_vectors(netlist: Netlist, count: int = 1000, seed: int = 0,
@@ -299,13 +277,8 @@ def export(netlist: Netlist, out_dir, name: str = "lgn_net", pipeline: int = 0,
     width = (netlist.encoding.num_features if design.raw_features else netlist.num_inputs)
     if features.ndim != 2 or features.shape[1] != width or features.shape[0] < 1:
         raise HDLError(f"test features have shape {features.shape}, expected (N >= 1, {width})")
-    if design.raw_features:
-        bits = netlist.encoding.encode(features)
-        stimulus = _pack_rows(_raw_bits(features, netlist.encoding.dtype),
-                              feature_shape(netlist.encoding.dtype).width)
-    else:
-        bits = features != 0
-        stimulus = _pack_rows(bits, 1)
+    bits = netlist.encoding.encode(features) if design.raw_features else features != 0
+    stimulus = _hex_rows(*port_words(netlist.encoding if design.raw_features else None, features))
     scores = packed.run(netlist, bits)
     labels = scores.argmax(axis=1)
     ports = {p[0]: p for p in design.ports}
@@ -322,14 +295,14 @@ def export(netlist: Netlist, out_dir, name: str = "lgn_net", pipeline: int = 0,
         "clock_ports": ["clk", "rst"] if design.latency else [],
         "vectors": [{"index": i, "stimulus": s, "label": int(c), "scores": h}
                     for i, (s, c, h) in enumerate(zip(stimulus, labels.tolist(),
-                                                      _pack_rows(scores, score_width)))],
+                                                      _hex_rows(scores, score_width)))],
     }
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = {
         f"{design.name}.v": to_verilog(netlist, design.name, pipeline, design.raw_features,
                                        popcount_group),
-        f"{design.name}_tb.v": _render("hdl_testbench.v.j2", values),
+        f"{design.name}_tb.v": render("hdl_testbench.v.j2", values),
         f"{design.name}_report.txt": design.report(),
     }
     paths = []
