@@ -83,6 +83,8 @@ def simulate(netlist: Netlist, inputs, pipeline: int = 0, raw_features: bool | N
     classes = np.array([c for c, _ in results], dtype=np.int64)
     scores = np.array([[(s >> (c * width)) & ((1 << width) - 1) for c in range(count)]
                        for _, s in results], dtype=np.int64).reshape(len(results), count)
+    if top.score_shape.signed:  # two's complement fields
+        scores = np.where(scores >= 1 << (width - 1), scores - (1 << width), scores)
     return classes, scores
 
 

@@ -28,7 +28,7 @@ from lgn.compile.netlist import Netlist
 from lgn.compile import gates
 
 from .core import check_pipeline
-from .errors import DeviceTooSmallError, ToolFailedError, ToolMissingError, UnknownTargetError
+from .errors import DeviceTooSmallError, ToolFailedError, UnknownTargetError
 from .stream import Classifier, latency
 from .tools import find_nextpnr, find_yosys, run_tool, tool_failed
 from .verilog import component_verilog, describe, sanitize_name, to_verilog

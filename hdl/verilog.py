@@ -12,7 +12,6 @@ from amaranth.hdl import Shape
 from amaranth.lib.wiring import In
 
 from lgn.compile import packed
-from lgn.compile.luts import require_two_input_gates
 from lgn.compile.netlist import Netlist
 
 from .encoder import feature_shape, pack_rows, port_words
@@ -108,7 +107,6 @@ class Design:
 def describe(netlist: Netlist, name: str = "lgn_net", pipeline: int = 0,
              raw_features: bool | None = None, popcount_group: int = MAX_GROUP) -> Design:
     """Return the :class:`Design` facts of ``netlist`` exported with these options."""
-    require_two_input_gates(netlist, "Verilog")
     pipeline = check_pipeline(pipeline)
     if raw_features is None:
         raw_features = netlist.encoding is not None
@@ -125,8 +123,10 @@ def describe(netlist: Netlist, name: str = "lgn_net", pipeline: int = 0,
         "out_valid": "a result is presented",
         "out_ready": "the result is taken on this clock edge",
         "out_class": "predicted class (ties: lowest index)",
-        "out_scores": f"{classes} x {score.width}-bit popcounts, class c at "
-                      f"[{score.width}*c +: {score.width}]",
+        "out_scores": (f"{classes} x {score.width}-bit "
+                       + ("scores (popcount + class offset)" if netlist.offsets.any() else "popcounts")
+                       + (", two's complement" if score.signed else "")
+                       + f", class c at [{score.width}*c +: {score.width}]"),
     }
     if raw_features:
         enc = netlist.encoding
