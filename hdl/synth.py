@@ -91,14 +91,15 @@ class SynthReport:
 
 
 def live_gates(netlist: Netlist) -> int:
-    """Count the gates that need logic: reachable from the outputs and neither constant nor a wire."""
+    """Count the gates and LUT nodes that need logic: reachable from the outputs and neither
+    constant nor a wire."""
     needed = np.zeros(netlist.num_nodes, dtype=bool)
     needed[netlist.outputs] = True
     first = netlist.first_gate
+    fanins = netlist.fanins()
     for g in range(netlist.num_gates - 1, -1, -1):  # reverse topological order
         if needed[first + g]:
-            needed[netlist.a[g]] = True
-            needed[netlist.b[g]] = True
+            needed[list(fanins.get(g, (netlist.a[g], netlist.b[g])))] = True
     logic = ~np.isin(netlist.op, (gates.FALSE, gates.TRUE, gates.A, gates.B))
     return int(np.count_nonzero(needed[first:] & logic))
 
