@@ -2,7 +2,9 @@
 
 One entry function per job: :func:`export` writes the Verilog module, its self-checking
 testbench and a report; :func:`synth` reports LUTs, flip-flops, carry cells, logic depth and
-(iCE40) Fmax. The Amaranth components compose into other Amaranth designs.
+(iCE40) Fmax. The Amaranth components compose into other Amaranth designs. Two-input gates,
+k-input LUT nodes (one table lookup each) and class score offsets are compiled natively; the
+sorting-network twin is :mod:`lgn.hdl.sorter`. Nothing here imports torch.
 """
 
 from .argmax import Argmax

@@ -3,7 +3,9 @@
 Gates are grouped by (logic level, op); each group becomes one wide bitwise assignment over a
 ``Cat`` of operand bits, at most :data:`CHUNK_BITS` bits at a time, so elaboration costs a few
 Python objects per gate instead of a statement per gate. Pass-through gates (A, B) and constant
-gates (FALSE, TRUE) become wires, not logic.
+gates (FALSE, TRUE) become wires, not logic. A k-input LUT node is one table lookup, its
+``2**k``-bit truth table indexed by the concatenation of its fan-ins (fan-in ``j`` is bit ``j``
+of the index), which Yosys/ABC map to one LUT-k.
 """
 
 from __future__ import annotations
@@ -15,13 +17,13 @@ from amaranth.hdl import C, Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from lgn.compile.luts import require_two_input_gates
-from lgn.compile.netlist import Netlist
+from lgn.compile.netlist import LUT_OP, Netlist
 from lgn.compile import gates
 
 from .errors import HDLError
 
-__all__ = ["NetlistCore", "PipelinedComponent", "register_after", "CHUNK_BITS", "checked_init"]
+__all__ = ["NetlistCore", "PipelinedComponent", "register_after", "CHUNK_BITS", "checked_init",
+           "constant_nodes"]
 
 #: Widest single assignment the core emits (bits); bounds the size of one ``Cat``.
 CHUNK_BITS = 1024
@@ -47,6 +49,43 @@ def checked_init(init):
             raise
 
     return wrapper
+
+
+def constant_nodes(netlist: Netlist) -> np.ndarray:
+    """Return the value of every node that is constant, ``(num_nodes,)`` int8: 0 or 1, or -1 for
+    a node that depends on the inputs. Found level by level: nodes 0 and 1, then a gate or LUT
+    whose value is the same for every value of its fan-ins that are not constant (FALSE, TRUE,
+    an AND with a constant-0 input, a LUT with an all-0 table, wires of constants...)."""
+    value = np.full(netlist.num_nodes, -1, dtype=np.int8)
+    value[:2] = (0, 1)
+    if not netlist.num_gates:
+        return value
+    first = netlist.first_gate
+    table = np.asarray(gates.TRUTH_TABLE, dtype=np.int8)  # (op, 2 * a + b)
+    level = np.asarray(netlist.level)
+    order = np.argsort(level, kind="stable")
+    bounds = np.flatnonzero(np.diff(level[order])) + 1
+    row = np.full(netlist.num_gates, -1, dtype=np.int64)
+    row[netlist.lut_gates] = np.arange(netlist.num_luts)
+    for group in np.split(order, bounds):
+        two = group[netlist.op[group] != LUT_OP]
+        op, va, vb = netlist.op[two], value[netlist.a[two]], value[netlist.b[two]]
+        a0, a1 = np.where(va < 0, 0, va), np.where(va < 0, 1, va)  # the values a can take
+        b0, b1 = np.where(vb < 0, 0, vb), np.where(vb < 0, 1, vb)
+        outs = np.stack([table[op, 2 * x + y] for x in (a0, a1) for y in (b0, b1)])
+        same = (outs == outs[0]).all(axis=0)
+        value[first + two[same]] = outs[0][same]
+        for g in group[netlist.op[group] == LUT_OP].tolist():
+            r = row[g]
+            k = int(netlist.lut_arity[r])
+            known = value[netlist.lut_fanin[r, :k]]
+            fixed = sum(int(v) << j for j, v in enumerate(known.tolist()) if v >= 0)
+            mask = sum(1 << j for j, v in enumerate(known.tolist()) if v >= 0)
+            word = int(netlist.lut_table[r])
+            seen = {(word >> i) & 1 for i in range(1 << k) if i & mask == fixed}
+            if len(seen) == 1:
+                value[first + g] = seen.pop()
+    return value
 
 
 def check_pipeline(pipeline) -> int:
@@ -133,10 +172,17 @@ class NetlistCore(PipelinedComponent):
 
     @checked_init
     def __init__(self, netlist: Netlist, pipeline: int = 0, stage_offset: int = 0):
-        require_two_input_gates(netlist, "Verilog")
         self.netlist = netlist
         members = {"bits": In(netlist.num_inputs), "outputs": Out(len(netlist.outputs))}
         super().__init__(members, netlist.depth, pipeline, stage_offset)
+
+    def outputs_at(self, positions: np.ndarray):
+        """``Cat`` of the ``outputs`` bits at ``positions`` (runs of consecutive bits as slices)."""
+        positions = np.asarray(positions, dtype=np.int64)
+        breaks = (np.flatnonzero(np.diff(positions) != 1) + 1).tolist()
+        runs = zip([0, *breaks], [*breaks, len(positions)])
+        return Cat(*(self.outputs[int(positions[s])] if e - s == 1 else
+                     self.outputs[int(positions[s]) : int(positions[e - 1]) + 1] for s, e in runs))
 
     def elaborate(self, platform):
         m = Module()
@@ -151,8 +197,12 @@ class NetlistCore(PipelinedComponent):
         last_use = np.full(net.num_nodes, -1, dtype=np.int64)
         np.maximum.at(last_use, net.a, level)
         np.maximum.at(last_use, net.b, level)
+        if net.num_luts:  # every fan-in, not only the first and the last (a, b)
+            used = np.arange(net.lut_fanin.shape[1]) < net.lut_arity[:, None]
+            np.maximum.at(last_use, net.lut_fanin[used],
+                          np.repeat(level[net.lut_gates], net.lut_arity.astype(np.int64)))
         last_use[net.outputs] = net.depth + 1
-        key = level * 16 + net.op
+        key = level * (LUT_OP + 1) + net.op
         order = np.argsort(key, kind="stable")
         bounds = np.flatnonzero(np.diff(key[order])) + 1
         by_level: dict[int, list] = {}
@@ -181,6 +231,9 @@ class NetlistCore(PipelinedComponent):
             src = net.a[group] if op == gates.A else net.b[group]
             where.source[ids], where.bit[ids] = where.source[src], where.bit[src]
             return
+        if op == LUT_OP:
+            self._emit_luts(m, where, group, lvl)
+            return
         name = gates.GATE_NAMES[op].lower()
         for start in range(0, len(group), CHUNK_BITS):
             chunk = group[start : start + CHUNK_BITS]
@@ -189,6 +242,19 @@ class NetlistCore(PipelinedComponent):
             b = where.cat(net.b[chunk]) if op in _USES_B else None
             m.d.comb += value.eq(_EXPR[op](a, b))
             where.add(value, net.first_gate + chunk)
+
+    def _emit_luts(self, m, where: _Bits, group: np.ndarray, lvl: int) -> None:
+        """Assign the LUT nodes ``group`` (one level): each one table lookup, CHUNK_BITS per signal."""
+        net = self.netlist
+        row = np.searchsorted(net.lut_gates, group)
+        arity, table = net.lut_arity[row].tolist(), net.lut_table[row].tolist()
+        for start in range(0, len(group), CHUNK_BITS):
+            chunk = range(start, min(start + CHUNK_BITS, len(group)))
+            value = Signal(len(chunk), name=f"l{lvl}_lut_{start // CHUNK_BITS}")
+            for bit, i in enumerate(chunk):
+                index = where.cat(net.lut_fanin[row[i], : arity[i]])
+                m.d.comb += value[bit].eq(C(table[i], 1 << arity[i]).bit_select(index, 1))
+            where.add(value, net.first_gate + group[start : start + len(chunk)])
 
     def _emit_registers(self, m, where: _Bits, live: np.ndarray, lvl: int) -> None:
         """Register the distinct non-constant values of the ``live`` nodes after level ``lvl``."""

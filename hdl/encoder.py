@@ -13,7 +13,7 @@ from lgn.compile.netlist import ThermometerEncoding
 
 from .core import CHUNK_BITS, checked_init
 
-__all__ = ["ThermometerEncoder", "feature_shape", "float32_key"]
+__all__ = ["ThermometerEncoder", "feature_shape", "float32_key", "port_words", "pack_rows"]
 
 _INTEGER = {"uint8": unsigned(8), "int8": signed(8), "uint16": unsigned(16),
             "int16": signed(16), "int32": signed(32)}
@@ -22,6 +22,34 @@ _INTEGER = {"uint8": unsigned(8), "int8": signed(8), "uint16": unsigned(16),
 def feature_shape(dtype: str):
     """Return the Amaranth shape of one raw feature (``float32``: its 32 IEEE-754 bits)."""
     return _INTEGER.get(dtype, unsigned(32))
+
+
+def port_words(encoding: ThermometerEncoding | None, inputs) -> tuple[np.ndarray, int]:
+    """Return what the classifier's input port carries per sample, and the bits per element.
+
+    With an encoding, ``inputs (N, num_features)`` raw features become their unsigned bit
+    patterns (``float32``: IEEE-754 bits; signed types: two's complement), ``feature_width`` bits
+    each; without one, ``inputs (N, num_inputs)`` are bits (nonzero is 1), one bit each.
+    """
+    inputs = np.asarray(inputs)
+    if encoding is None:
+        return (inputs != 0).astype(np.uint64), 1
+    width = feature_shape(encoding.dtype).width
+    if encoding.dtype == "float32":
+        return np.asarray(inputs, dtype=np.float32).view(np.uint32).astype(np.uint64), width
+    return (inputs.astype(np.int64) & ((1 << width) - 1)).astype(np.uint64), width
+
+
+def pack_rows(values: np.ndarray, width: int) -> list[int]:
+    """Each row of non-negative ints as one integer, element ``j`` at bits ``[j*width, (j+1)*width)``."""
+    values = np.asarray(values).astype(np.uint64) & np.uint64((1 << width) - 1)
+    out = []
+    for row in values.tolist():
+        acc = 0
+        for j, v in enumerate(row):
+            acc |= int(v) << (j * width)
+        out.append(acc)
+    return out
 
 
 def float32_key(value) -> int:

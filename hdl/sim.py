@@ -13,7 +13,7 @@ from amaranth.sim import Simulator
 from lgn.compile.netlist import Netlist
 from lgn.tools import find_tool
 
-from .encoder import feature_shape
+from .encoder import pack_rows, port_words
 from .errors import HDLError, ToolFailedError, ToolMissingError
 from .popcount import MAX_GROUP
 from .stream import Classifier
@@ -25,19 +25,11 @@ __all__ = ["simulate", "run_testbench", "lint"]
 def _packed_inputs(netlist: Netlist, top: Classifier, inputs) -> list[int]:
     """Each sample as the integer the input port carries."""
     inputs = np.asarray(inputs)
-    if top.raw_features:
-        enc = netlist.encoding
-        width = feature_shape(enc.dtype).width
-        if inputs.ndim != 2 or inputs.shape[1] != enc.num_features:
-            raise HDLError(f"features have shape {inputs.shape}, expected (N, {enc.num_features})")
-        raw = (inputs.astype(np.float32).view(np.uint32) if enc.dtype == "float32"
-               else inputs.astype(np.int64) & ((1 << width) - 1))
-    else:
-        width = 1
-        if inputs.ndim != 2 or inputs.shape[1] != netlist.num_inputs:
-            raise HDLError(f"bits have shape {inputs.shape}, expected (N, {netlist.num_inputs})")
-        raw = (inputs != 0).astype(np.int64)
-    return [sum(int(v) << (j * width) for j, v in enumerate(row)) for row in raw.tolist()]
+    width = netlist.encoding.num_features if top.raw_features else netlist.num_inputs
+    if inputs.ndim != 2 or inputs.shape[1] != width:
+        what = "features" if top.raw_features else "bits"
+        raise HDLError(f"{what} have shape {inputs.shape}, expected (N, {width})")
+    return pack_rows(*port_words(netlist.encoding if top.raw_features else None, inputs))
 
 
 def simulate(netlist: Netlist, inputs, pipeline: int = 0, raw_features: bool | None = None,
@@ -60,7 +52,7 @@ def simulate(netlist: Netlist, inputs, pipeline: int = 0, raw_features: bool | N
     """
     top = Classifier(netlist, pipeline, raw_features, popcount_group)
     samples = _packed_inputs(netlist, top, inputs)
-    port = top.features.as_value() if top.raw_features else top.bits
+    port = top.inputs
     width, count = top.score_width, netlist.num_classes
     rng = np.random.default_rng(stall_seed)
     results: list[tuple[int, int]] = []
@@ -91,6 +83,8 @@ def simulate(netlist: Netlist, inputs, pipeline: int = 0, raw_features: bool | N
     classes = np.array([c for c, _ in results], dtype=np.int64)
     scores = np.array([[(s >> (c * width)) & ((1 << width) - 1) for c in range(count)]
                        for _, s in results], dtype=np.int64).reshape(len(results), count)
+    if top.score_shape.signed:  # two's complement fields
+        scores = np.where(scores >= 1 << (width - 1), scores - (1 << width), scores)
     return classes, scores
 
 

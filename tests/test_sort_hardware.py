@@ -3,12 +3,14 @@
 import ctypes
 import random
 import subprocess
+import sys
+import textwrap
 
 import pytest
 from conftest import missing, require_tool
 
 from lgn.sort import SortError, bitonic_network, odd_even_network, top_k_network
-from lgn.sort.hardware import C_TYPES, SortingNetworkComponent, emit_c
+from lgn.hdl.sorter import C_TYPES, SortingNetworkComponent, emit_c
 
 CFLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O1"]
 NETWORKS = [bitonic_network(2), bitonic_network(5), bitonic_network(16), bitonic_network(23),
@@ -158,3 +160,28 @@ def test_component_rejects_bad_arguments():
         SortingNetworkComponent(bitonic_network(4), 0)
     with pytest.raises(SortError, match="SortingNetwork"):
         SortingNetworkComponent([(0, 1)], 8)
+
+
+def test_hardware_twin_without_torch():
+    # The twin lives in lgn.hdl.sorter; lgn.sort re-exports it lazily, and neither path needs torch.
+    script = textwrap.dedent("""
+        import importlib.abc
+        import sys
+
+        class BlockTorch(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path, target=None):
+                if name == "torch" or name.startswith("torch."):
+                    raise ImportError("torch is blocked in this test")
+
+        sys.meta_path.insert(0, BlockTorch())
+        import lgn.hdl
+        from lgn.hdl import sorter
+        from lgn.sort import SortingNetworkComponent, bitonic_network, emit_c
+        from lgn.sort.hardware import emit_c as old_path
+        assert SortingNetworkComponent is sorter.SortingNetworkComponent and old_path is emit_c
+        assert "void lgn_sort" in emit_c(bitonic_network(4))
+        assert "torch" not in sys.modules
+        print("ok")
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.stdout.strip() == "ok", done.stderr[-2000:]
