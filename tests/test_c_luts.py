@@ -48,11 +48,12 @@ def mixed(num_inputs, nodes, outputs, num_classes, offsets=None, encoding=None) 
 
 @st.composite
 def lut_netlists(draw, max_inputs: int = 12, max_nodes: int = 30, max_classes: int = 6,
-                 max_outputs_per_class: int = 10, max_offset: int = 40) -> Netlist:
+                 max_outputs_per_class: int = 10, max_offset: int = 40, min_inputs: int = 0) -> Netlist:
     """Draw a netlist mixing two-input gates and LUT-1..6 nodes (fan-ins among constants,
     inputs and earlier nodes; any truth table, its top bit included), with class offsets (small,
     negative, or beyond uint16) and any input encoding."""
-    base = draw(netlists(max_inputs=max_inputs, max_gates=0, max_classes=1, max_outputs_per_class=1))
+    base = draw(netlists(min_inputs=min_inputs, max_inputs=max_inputs, max_gates=0, max_classes=1,
+                         max_outputs_per_class=1))
     first = 2 + base.num_inputs
     nodes = []
     for g in range(draw(st.integers(0, max_nodes))):
