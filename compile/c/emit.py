@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import os
 from pathlib import Path
 
 import jinja2
@@ -14,7 +16,9 @@ from .plan import DEFAULT_CHUNK_GATES, DEFAULT_STYLE, STYLES, WORD_BITS, CBacken
 
 
 # --------------------------------------------------------------------------- emission
+@functools.cache
 def _environment() -> jinja2.Environment:
+    """The templates' environment (one per process: templates compile once)."""
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(Path(templates.__file__).resolve().parent)),
         undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True,
@@ -69,6 +73,12 @@ def export(netlist: Netlist, out_dir, name: str = "model", **options) -> list[Pa
     paths = []
     for filename, text in emit(netlist, name, **options).items():
         path = out / filename
-        path.write_text(text)
+        tmp = out / f".{filename}.{os.getpid()}.tmp"
+        try:
+            tmp.write_text(text)
+            os.replace(tmp, path)  # atomic: never a half-written file
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         paths.append(path)
     return paths
