@@ -42,7 +42,7 @@ and in C::
     #include "fmnist.h"
     uint8_t pixels[FMNIST_NUM_FEATURES];            /* raw 28 x 28 image, row-major */
     int cls = fmnist_predict(pixels);               /* encoder, gates and argmax */
-    uint16_t scores[FMNIST_NUM_CLASSES];
+    fmnist_score_t scores[FMNIST_NUM_CLASSES];
     fmnist_scores(pixels, scores);                  /* per-class popcounts */
 """
 
