@@ -10,8 +10,10 @@ from ``<immintrin.h>``; elsewhere with portable compares and 8 x 8 transposes), 
 class's output bits with a carry-save adder tree (starting from the class's score offset) and
 takes the argmax bit-sliced, so ties go to the lowest class index as in the PyTorch model.
 
-k-input LUT nodes (k = 1..6) are evaluated natively in every style, bit-parallel from their
-truth table (a Shannon mux tree over the fan-ins, ``templates/c_lut.c.j2``). Scores are
+k-input LUT nodes (k = 1..6) are evaluated bit-parallel from their truth table in every style:
+``levelized`` and ``table`` read the tables at run time (``templates/c_lut.c.j2``: the first two
+fan-ins decoded by lookup, then a Shannon mux tree over the others); ``unrolled`` writes each LUT
+as its Shannon mux tree with the table folded in (:func:`lgn.compile.luts.decompose`). Scores are
 ``uint16_t``, or ``int32_t`` (``NAME_score_t``) where class offsets make them negative or wider.
 
 Styles of the gate kernel:
