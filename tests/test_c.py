@@ -257,12 +257,12 @@ DRIVER = r"""
 #include "{name}.h"
 static const {name}_feature_t x[] = {{ {features} }};
 int main(void) {{
-    uint16_t s[{n} * {upper}_NUM_CLASSES];
+    {name}_score_t s[{n} * {upper}_NUM_CLASSES];
     int k[{n}];
     size_t i;
     {name}_scores_batch(x, {n}, s);
     {name}_predict_batch(x, {n}, k);
-    for (i = 0; i < {n} * {upper}_NUM_CLASSES; ++i) printf("%u ", s[i]);
+    for (i = 0; i < {n} * {upper}_NUM_CLASSES; ++i) printf("%ld ", (long)s[i]);
     for (i = 0; i < {n}; ++i) printf("%d ", k[i]);
     printf("%d\n", {name}_predict(x));
     return 0;
@@ -270,8 +270,31 @@ int main(void) {{
 """
 
 
-def test_sanitizers(tmp_path, rng, digits_netlist):
+def check_sanitized(tmp_path, net, x, style, word_bits, flags=()):
+    """Build ``net`` with a driver under ASan/UBSan (gcc, strict flags), run it on raw features
+    ``x``: silent, and its batch and single-sample scores and classes equal the reference's."""
     cc = tool("gcc")
+    expected = reference.scores(net, reference.encode(net, x))
+    dtype = net.encoding.dtype if net.encoding else "bits"
+    name = f"san_{style}_{word_bits}_{dtype}"
+    paths = c.export(net, tmp_path, name=name, style=style, word_bits=word_bits)
+    driver = tmp_path / f"main_{name}.c"
+    driver.write_text(DRIVER.format(name=name, upper=name.upper(), n=len(x),
+                                    features=", ".join(map(str, x.ravel()))))
+    exe = tmp_path / name
+    subprocess.run([cc, *STRICT, "-O1", "-g", "-fsanitize=address,undefined", *flags,
+                    "-fno-sanitize-recover=all", str(driver), str(paths[1]), "-o", str(exe)],
+                   check=True)
+    out = subprocess.run([str(exe)], check=True, capture_output=True, text=True)
+    assert out.stderr == ""
+    values = np.array(out.stdout.split(), dtype=np.int64)
+    scores = values[: expected.size].reshape(expected.shape)
+    np.testing.assert_array_equal(scores, expected)
+    np.testing.assert_array_equal(values[expected.size : -1], expected.argmax(axis=1))
+    assert values[-1] == expected[0].argmax()
+
+
+def test_sanitizers(tmp_path, rng, digits_netlist):
     net = random_netlist(rng, num_inputs=14, num_gates=200, num_classes=3, outputs_per_class=7,
                          encoding=True)
     edges = threshold_edges("int8")
@@ -286,23 +309,7 @@ def test_sanitizers(tmp_path, rng, digits_netlist):
         (signed, x_signed, "levelized", 64, ("-mavx2",) if "column-avx2" in PATHS else ()),
         (digits, x_digits[:150], "levelized", 256, ()),
     ]:
-        expected = reference.scores(net, reference.encode(net, x))
-        name = f"san_{style}_{word_bits}_{net.encoding.dtype}"
-        paths = c.export(net, tmp_path, name=name, style=style, word_bits=word_bits)
-        driver = tmp_path / f"main_{name}.c"
-        driver.write_text(DRIVER.format(name=name, upper=name.upper(), n=len(x),
-                                        features=", ".join(map(str, x.ravel()))))
-        exe = tmp_path / name
-        subprocess.run([cc, *STRICT, "-O1", "-g", "-fsanitize=address,undefined", *flags,
-                        "-fno-sanitize-recover=all", str(driver), str(paths[1]), "-o", str(exe)],
-                       check=True)
-        out = subprocess.run([str(exe)], check=True, capture_output=True, text=True)
-        assert out.stderr == ""
-        values = np.array(out.stdout.split(), dtype=np.int64)
-        scores = values[: expected.size].reshape(expected.shape)
-        np.testing.assert_array_equal(scores, expected)
-        np.testing.assert_array_equal(values[expected.size : -1], expected.argmax(axis=1))
-        assert values[-1] == expected[0].argmax()
+        check_sanitized(tmp_path, net, x, style, word_bits, flags)
 
 
 def test_encoder_paths_cover_every_instruction_set():

@@ -16,6 +16,7 @@ from lgn.compile import c, packed, reference
 from lgn.compile.netlist import Netlist, ThermometerEncoding
 from lgn.nn import gates
 from strategies import examples, features_for, netlists
+from test_c_luts import lut_netlists
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "firmware" / "firmware.py"
 
@@ -63,6 +64,19 @@ def test_vector_words_on_a_32_bit_core(tmp_path):
 def test_drawn_netlists_under_qemu(data, net, style, word_bits, tmp_path_factory):
     # Every feature type through the portable encoder on a 32-bit target, soft-float compares
     # (at least one feature: the example's sample table cannot be empty).
+    firmware = firmware_or_skip()
+    features = data.draw(features_for(net, min_rows=1, max_rows=2 * word_bits + 5))
+    device = firmware.classify(net, features, tmp_path_factory.mktemp("fw"), style=style,
+                               word_bits=word_bits)
+    np.testing.assert_array_equal(device, reference.predict(net, reference.encode(net, features)))
+
+
+@pytest.mark.tools
+@examples(4)
+@given(data=st.data(), net=lut_netlists(min_inputs=1, max_inputs=20, max_nodes=30),
+       style=st.sampled_from(c.STYLES), word_bits=st.sampled_from(c.WORD_BITS))
+def test_drawn_lut_netlists_under_qemu(data, net, style, word_bits, tmp_path_factory):
+    # k-input LUT nodes and class offsets through the single-sample firmware API on a Cortex-M4.
     firmware = firmware_or_skip()
     features = data.draw(features_for(net, min_rows=1, max_rows=2 * word_bits + 5))
     device = firmware.classify(net, features, tmp_path_factory.mktemp("fw"), style=style,

@@ -52,11 +52,7 @@ def test_validate_rejects_bad_luts(line, message):
 
 
 def _back_ends():
-    from lgn.compile import c
-    from lgn.hdl import describe, to_verilog
-
-    return {"C": lambda n: c.emit(n), "BLIF": formats.to_blif, "AIGER": formats.to_aiger,
-            "Verilog": lambda n: to_verilog(n), "Verilog report": lambda n: describe(n)}
+    return {"BLIF": formats.to_blif, "AIGER": formats.to_aiger}
 
 
 @pytest.mark.parametrize("back_end", ["BLIF", "AIGER"])
@@ -77,19 +73,6 @@ def test_blif_lut_cover_golden():
         ".names c1", "1", ".names x0 x2 n5", "01 1", "11 1", ".names n6", "1",
         ".names c1 x0 x1 n7", "110 1", "101 1", "011 1", "111 1",
         ".names n5 class0_0", "1 1", ".names n6 class0_1", "1 1", ".names n7 class0_2", "1 1", ".end"]
-
-
-@pytest.mark.parametrize("back_end", ["C"])
-def test_back_ends_without_native_luts_refuse_them_in_one_line(back_end):
-    """LUT nodes or offsets are refused, never compiled into a different function."""
-    emit = _back_ends()[back_end]
-    net = Netlist.from_text(TEXT)
-    with pytest.raises(NetlistError, match="does not compile LUT nodes yet: run lgn.compile.luts.decompose"):
-        emit(net)
-    gates_only = decompose(net).replace(offsets=net.offsets)
-    with pytest.raises(NetlistError, match="does not compile class score offsets yet"):
-        emit(gates_only)
-    emit(materialize_offsets(gates_only))  # what the message says to do works
 
 
 @given(net=netlists(max_gates=120))

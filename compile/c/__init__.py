@@ -7,8 +7,14 @@ The generated code evaluates one machine word of samples at a time (``word_bits`
 features itself (on hosted x86 builds with byte features and 64-bit lanes, by transposing 64
 samples to feature columns and comparing each column to a bitmask with SSE2, AVX2 or AVX-512BW
 from ``<immintrin.h>``; elsewhere with portable compares and 8 x 8 transposes), counts each
-class's output bits with a carry-save adder tree and takes the argmax bit-sliced, so ties go to
-the lowest class index as in the PyTorch model.
+class's output bits with a carry-save adder tree (starting from the class's score offset) and
+takes the argmax bit-sliced, so ties go to the lowest class index as in the PyTorch model.
+
+k-input LUT nodes (k = 1..6) are evaluated bit-parallel from their truth table in every style:
+``levelized`` and ``table`` read the tables at run time (``templates/c_lut.c.j2``: the first two
+fan-ins decoded by lookup, then a Shannon mux tree over the others); ``unrolled`` writes each LUT
+as its Shannon mux tree with the table folded in (:func:`lgn.compile.luts.decompose`). Scores are
+``uint16_t``, or ``int32_t`` (``NAME_score_t``) where class offsets make them negative or wider.
 
 Styles of the gate kernel:
 
@@ -16,11 +22,12 @@ Styles of the gate kernel:
     Straight-line code, one statement per gate, split into functions of ``chunk_gates``
     statements; gate values live in a reused slot array sized by the live set.
 ``levelized``
-    Gates grouped by (level, op); one small loop per group over index arrays (destination and
-    both operands). Compiles in seconds for any size; the default.
+    Gates grouped by (level, op), LUT nodes by (level, k); one small loop per group over index
+    arrays (destination and operands). Compiles in seconds for any size; the default.
 ``table``
     The smallest flash: the gates as a bit-packed stream (op and two operands relative to a
-    per-level base, with only as many bits as the level needs) read by a short interpreter.
+    per-level base, with only as many bits as the level needs; a LUT node's fan-ins and truth
+    table) read by a short interpreter.
 
 :func:`build` compiles the code with the system C compiler into a shared library and wraps it
 with ctypes (:class:`CModel`), which is what ``lgn eval --backend c`` and the tests use.
@@ -37,7 +44,7 @@ and in C::
     #include "fmnist.h"
     uint8_t pixels[FMNIST_NUM_FEATURES];            /* raw 28 x 28 image, row-major */
     int cls = fmnist_predict(pixels);               /* encoder, gates and argmax */
-    uint16_t scores[FMNIST_NUM_CLASSES];
+    fmnist_score_t scores[FMNIST_NUM_CLASSES];
     fmnist_scores(pixels, scores);                  /* per-class popcounts */
 """
 

@@ -16,7 +16,7 @@ from lgn.tools import find_tool
 
 from ..netlist import Netlist
 from .emit import export
-from .plan import _FEATURE_TYPES, CBackendError, CompilerNotFoundError, c_identifier
+from .plan import _FEATURE_TYPES, CBackendError, CompilerNotFoundError, c_identifier, score_type
 
 
 # --------------------------------------------------------------------------- build (ctypes)
@@ -46,7 +46,8 @@ class CModel:
 
     Build it with :func:`build`. ``predict``/``scores`` take raw features ``(N, num_features)``
     (input bits, one per byte, when the netlist has no encoding); ``predict_bits``/``scores_bits``
-    take input bits ``(N, num_inputs)`` and bypass the encoder. Scores are int64 popcounts.
+    take input bits ``(N, num_inputs)`` and bypass the encoder. Scores are int64: popcounts plus
+    the class offsets.
     """
 
     def __init__(self, library: Path, netlist: Netlist, name: str, word_bits: int):
@@ -56,6 +57,7 @@ class CModel:
         self.num_features = netlist.encoding.num_features if netlist.encoding else netlist.num_inputs
         dtype = netlist.encoding.dtype if netlist.encoding else "uint8"
         self.feature_dtype = np.dtype(_FEATURE_TYPES[dtype][1])
+        self.score_dtype = np.dtype(score_type(netlist)[1])
         self.library_path = library
         self._lib = ctypes.CDLL(str(library))
         lane = {8: ctypes.c_uint8, 16: ctypes.c_uint16, 32: ctypes.c_uint32}.get(word_bits, ctypes.c_uint64)
@@ -92,7 +94,7 @@ class CModel:
     def scores(self, features) -> np.ndarray:
         """Return the scores ``(N, num_classes)`` int64 of each sample of raw ``features``."""
         x = self._features(features)
-        out = np.empty((x.shape[0], self.num_classes), dtype=np.uint16)
+        out = np.empty((x.shape[0], self.num_classes), dtype=self.score_dtype)
         self._scores_batch(x.ctypes.data, x.shape[0], out.ctypes.data)
         return out.astype(np.int64)
 
@@ -111,7 +113,7 @@ class CModel:
 
     def scores_bits(self, bits) -> np.ndarray:
         """Return the scores ``(N, num_classes)`` of input ``bits (N, num_inputs)``."""
-        out = np.empty((np.shape(bits)[0], self.num_classes), dtype=np.uint16)
+        out = np.empty((np.shape(bits)[0], self.num_classes), dtype=self.score_dtype)
         for start, n, lanes in self._blocks(bits):
             self._scores_bits(lanes.ctypes.data, n, out[start:].ctypes.data)
         return out.astype(np.int64)

@@ -1,6 +1,7 @@
 """Planning for the C back end: encoder runs, evaluation order, slots and kernel tables.
 
-Python prepares plain values here; :mod:`.emit` renders them with the templates."""
+Python prepares typed plain values here (:class:`Source` and the dataclasses it holds: tables of
+numbers, slots, flags); :mod:`.emit` renders them with the templates, which hold all the C."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 from lgn.compile import gates
 
-from ..netlist import Netlist
+from ..luts import decompose
+from ..netlist import LUT_OP, Netlist
 
 STYLES = ("levelized", "unrolled", "table")
 DEFAULT_STYLE = "levelized"
@@ -29,35 +31,11 @@ reinterpret_cast static_assert static_cast template this thread_local throw true
 typename using virtual wchar_t xor xor_eq main
 """.split())
 
-# Each gate as a C expression of its operands {a} and {b}; {zero}/{one} are the constant slots.
-class _CExpr:
-    """A C expression, built by applying a gate of :data:`gates.BITWISE` to symbolic operands."""
-
-    def __init__(self, text: str, atom: bool = True):
-        self.text, self.atom = text, atom
-
-    def _operand(self) -> str:
-        return self.text if self.atom else f"({self.text})"
-
-    def __and__(self, other):
-        return _CExpr(f"{self._operand()} & {other._operand()}", atom=False)
-
-    def __or__(self, other):
-        return _CExpr(f"{self._operand()} | {other._operand()}", atom=False)
-
-    def __xor__(self, other):
-        return _CExpr(f"{self._operand()} ^ {other._operand()}", atom=False)
-
-    def __invert__(self):
-        return _CExpr(f"~{self._operand()}")
-
-
-# Each gate as a C expression template over {a}, {b} and the constant words {zero}, {one}.
-_GATE_EXPR = {op: fn(_CExpr("{a}"), _CExpr("{b}")).text for op, fn in gates.BITWISE.items()}
-_GATE_EXPR.update({gates.FALSE: "{zero}", gates.TRUE: "{one}"})
-
 # Ops whose value depends on operand a (resp. b): the table style stores no unused operands.
 _READS_A, _READS_B = gates.READS_A, gates.READS_B
+#: Kind of a gate in the kernels' grouping: its op (0..15) for two-input gates, and
+#: ``LUT_OP + k - 1`` for a k-input LUT node (so every (level, kind) group has one arity).
+_MAX_KIND = LUT_OP + 6
 
 # (C type, numpy dtype, min, max) of each raw feature type an encoding may declare.
 _FEATURE_TYPES = {
@@ -65,6 +43,7 @@ _FEATURE_TYPES = {
     "uint16": ("uint16_t", np.uint16), "int16": ("int16_t", np.int16),
     "int32": ("int32_t", np.int32), "float32": ("float", np.float32),
 }
+_INT32 = np.iinfo(np.int32)
 
 
 class CBackendError(ValueError):
@@ -83,6 +62,174 @@ def c_identifier(name: str) -> str:
     if ident in _C_KEYWORDS or ident.upper() in {"NULL", "EOF"}:
         ident += "_"
     return ident
+
+
+# --------------------------------------------------------------------------- typed plan
+@dataclass(frozen=True)
+class CTable:
+    """A static const array: ``values`` are C number literals (never empty: a lone 0 if none)."""
+
+    name: str
+    ctype: str
+    values: tuple
+
+
+@dataclass(frozen=True)
+class Word:
+    """The machine word: ``bits`` samples as ``lanes`` lanes of ``lane_bits`` bits."""
+
+    bits: int
+    lane_bits: int
+    lanes: int
+    lane_bytes: int
+    lane_type: str
+    vector: bool  # above 64 bits: a GCC/Clang vector of 64-bit lanes
+
+
+@dataclass(frozen=True)
+class Model:
+    """What the header tells about the netlist."""
+
+    num_features: int
+    num_inputs: int
+    num_classes: int
+    outputs_per_class: int
+    num_gates: int
+    num_luts: int
+    sha256: str
+    feature_type: str
+    class_names: tuple  # C string literals (see c_string)
+
+
+@dataclass(frozen=True)
+class EncoderTables:
+    """The thermometer encoder as comparison runs (see :class:`_Encoder`)."""
+
+    threshold: CTable
+    run_t0: CTable
+    run_p0: CTable
+    run_stride: CTable
+    run_f0: CTable
+    run_len: CTable
+    const0: CTable
+    const1: CTable
+    num_runs: int
+    num_thresholds: int
+    num_const0: int
+    num_const1: int
+    feature_bytes: int
+    feature_signed: int
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """How each class's outputs are counted: gathered from ``slot`` (a carry-save tree) or, in
+    the compact (table) style, rippled over runs of slots ``start``/``length`` per class."""
+
+    compact: bool
+    slot_type: str
+    slot: CTable | None
+    start: CTable | None
+    length: CTable | None
+    class_end: CTable | None
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Score type and bit-sliced counting: the count planes of class ``c`` start at
+    ``bias[c] = offsets[c] - base`` (so the argmax sees offsets), and a score is planes + ``base``."""
+
+    ctype: str
+    np_dtype: type
+    base: str
+    bias: CTable
+    count_planes: int
+    class_planes: int
+
+
+@dataclass(frozen=True)
+class Case:
+    """One kind of the interpreter loops: a two-input gate op (``name`` as in
+    :data:`gates.GATE_NAMES`, ``arity`` 2) or the k-input LUT nodes (``LUT-k``, ``arity`` k)."""
+
+    kind: int
+    name: str
+    arity: int
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One gate of the unrolled kernel: ``v[dst] = op(v[operands[0]], v[operands[1]])``."""
+
+    dst: int
+    op: str
+    operands: tuple
+
+
+@dataclass(frozen=True)
+class Part:
+    """A function of the unrolled kernel."""
+
+    name: str
+    statements: tuple
+
+
+@dataclass(frozen=True)
+class UnrolledKernel:
+    parts: tuple
+
+
+@dataclass(frozen=True)
+class LevelizedKernel:
+    """Gates by (level, kind) groups: gate ``g`` writes ``v[dst[g]]`` from ``v[a[g]]``, ``v[b[g]]``;
+    the LUT nodes, in order, read their fan-ins from ``lut_fanin`` and their truth tables from
+    ``lut_table``."""
+
+    dst: CTable
+    a: CTable
+    b: CTable
+    group_kind: CTable
+    group_end: CTable
+    lut_fanin: CTable
+    lut_table: CTable
+    num_groups: int
+    cases: tuple
+    lut_cases: tuple
+    has_luts: bool
+
+
+@dataclass(frozen=True)
+class TableKernel:
+    """Per (level, kind) segment, the gates bit-packed into ``stream`` relative to ``base``."""
+
+    stream: CTable
+    seg_base: CTable
+    seg_width: CTable
+    seg_end: CTable
+    seg_arity: CTable
+    num_segments: int
+    reads_a: str
+    reads_b: str
+    first_gate: int
+    cases: tuple
+    has_luts: bool
+
+
+@dataclass(frozen=True)
+class Source:
+    """Everything the templates render: one C source and its header."""
+
+    name: str
+    upper: str
+    guard: str
+    style: str
+    word: Word
+    model: Model
+    encoder: EncoderTables
+    outputs: Outputs
+    scores: Scores
+    num_slots: int
+    kernel: UnrolledKernel | LevelizedKernel | TableKernel
 
 
 # --------------------------------------------------------------------------- preparation
@@ -152,24 +299,46 @@ def _encoder(netlist: Netlist) -> _Encoder:
 
 
 def _c_number(value, ctype: str) -> str:
-    if ctype == "float":  # exact hexadecimal literal; -inf as a constant expression
+    """The literal of a number of C type ``ctype`` (float: exact hexadecimal; -inf and INT32_MIN
+    as constant expressions)."""
+    if ctype == "float":
         return "(-(0x1.fffffep+127f * 2.0f))" if value == -np.inf else float(value).hex() + "f"
     value = int(value)
     return f"({value + 1} - 1)" if value == -(2**31) else str(value)
+
+
+def _kinds(netlist: Netlist) -> np.ndarray:
+    """Kind of every gate: its op, or ``LUT_OP + k - 1`` for a LUT-k node."""
+    kind = netlist.op.astype(np.int64)
+    kind[netlist.lut_gates] = LUT_OP + netlist.lut_arity.astype(np.int64) - 1
+    return kind
+
+
+def _fanin_matrix(netlist: Netlist) -> np.ndarray:
+    """``(num_gates, 6)`` node ids each gate reads: a, b (then b again) for two-input gates, the
+    fan-ins (unused columns repeat fan-in 0) for LUT nodes."""
+    fanin = np.repeat(netlist.b[:, None], 6, axis=1)
+    fanin[:, 0] = netlist.a
+    if netlist.num_luts:
+        rows = netlist.lut_fanin.copy()
+        unused = np.arange(6)[None, :] >= netlist.lut_arity[:, None]
+        rows[unused] = np.broadcast_to(rows[:, :1], rows.shape)[unused]
+        fanin[netlist.lut_gates] = rows
+    return fanin
 
 
 def _last_uses(num_nodes: int, order: np.ndarray, netlist: Netlist) -> np.ndarray:
     """Position (in ``order``) of each node's last reader; outputs live to the end."""
     last = np.full(num_nodes, -1, dtype=np.int64)
     pos = np.arange(order.shape[0], dtype=np.int64)
-    np.maximum.at(last, netlist.a[order], pos)
-    np.maximum.at(last, netlist.b[order], pos)
+    for column in _fanin_matrix(netlist)[order].T:
+        np.maximum.at(last, column, pos)
     last[netlist.outputs] = np.iinfo(np.int64).max
     return last
 
 
 @dataclass(frozen=True)
-class _Plan:
+class _Slots:
     """Gates in evaluation order with the slot (index into the word array) of every node."""
 
     order: np.ndarray  # gate indices in evaluation order
@@ -180,18 +349,20 @@ class _Plan:
     output_slots: list  # slot of every output, class-major, ascending within a class
 
 
-def _plan(netlist: Netlist, style: str) -> _Plan:
+def _slots(netlist: Netlist, style: str) -> _Slots:
     first = netlist.first_gate
+    kind = _kinds(netlist)
     if style == "unrolled":
         order = np.arange(netlist.num_gates)
-    elif style == "table":  # by level, output gates last in output order: classes count few runs
+    elif style == "table":  # by level and kind, output gates last in output order: few runs
         rank = np.full(netlist.num_gates, -1, dtype=np.int64)
         gate_outputs = netlist.outputs[netlist.outputs >= first] - first
         unique, position = np.unique(gate_outputs, return_index=True)
         rank[unique] = position
-        order = np.lexsort((rank, netlist.level))
-    else:  # by level, then op (stable): a topological order with one loop per group
-        key = netlist.level * 16 + netlist.op if netlist.num_gates else netlist.op
+        arity = np.where(kind >= LUT_OP, kind - LUT_OP + 1, 0)  # 0: two-input gates
+        order = np.lexsort((rank, arity, netlist.level))
+    else:  # by level, then kind (stable): a topological order with one loop per group
+        key = netlist.level * 32 + kind if netlist.num_gates else kind
         order = np.argsort(key, kind="stable")
     slot = np.empty(netlist.num_nodes, dtype=np.int64)
     slot[:first] = np.arange(first)
@@ -209,7 +380,7 @@ def _plan(netlist: Netlist, style: str) -> _Plan:
             runs.append((int(slots[start]), int(cut - start)))
             start = cut
         class_end.append(len(runs))
-    return _Plan(order, slot, int(num_slots), runs, class_end, output_slots)
+    return _Slots(order, slot, int(num_slots), runs, class_end, output_slots)
 
 
 def _allocate(netlist: Netlist, order: np.ndarray, slot: np.ndarray):
@@ -240,12 +411,6 @@ def _allocate(netlist: Netlist, order: np.ndarray, slot: np.ndarray):
     return slot, next_slot
 
 
-def _table_body(values, per_line: int = 16) -> str:
-    values = [str(v) for v in values] or ["0"]
-    lines = (", ".join(values[i : i + per_line]) for i in range(0, len(values), per_line))
-    return ",\n    ".join(lines)
-
-
 def _index_type(limit: int) -> str:
     for bits in (8, 16, 32):
         if limit <= 2**bits:
@@ -253,62 +418,139 @@ def _index_type(limit: int) -> str:
     raise CBackendError(f"netlist has {limit} nodes, more than 32-bit indices can address")
 
 
-def _table(name: str, ctype: str, values) -> dict:
-    values = list(values)
-    return {"name": name, "ctype": ctype, "size": max(1, len(values)), "body": _table_body(values)}
+def _table(name: str, ctype: str, values) -> CTable:
+    values = tuple(str(v) for v in values)
+    return CTable(name, ctype, values or ("0",))
+
+
+def _hex(values, digits: int = 1) -> list:
+    return [f"0x{int(v):0{digits}x}u" for v in values]
+
+
+# --------------------------------------------------------------------------- parts of the source
+def _word(word_bits: int) -> Word:
+    lane_bits = min(word_bits, 64)
+    return Word(word_bits, lane_bits, word_bits // lane_bits, lane_bits // 8, f"uint{lane_bits}_t",
+                word_bits > 64)
+
+
+def score_type(netlist: Netlist) -> tuple[str, type]:
+    """C and numpy type of the scores: ``uint16_t`` unless offsets make them negative or wider."""
+    offsets = netlist.offsets
+    low = int(offsets.min()) if offsets.size else 0
+    high = netlist.outputs_per_class + (int(offsets.max()) if offsets.size else 0)
+    if low >= 0 and high <= 0xFFFF:
+        return "uint16_t", np.uint16
+    if low < _INT32.min or high > _INT32.max:
+        raise CBackendError(f"class offsets {low}..{int(offsets.max())} give scores beyond int32_t")
+    return "int32_t", np.int32
+
+
+def _scores(netlist: Netlist, name: str) -> Scores:
+    ctype, np_dtype = score_type(netlist)
+    offsets = netlist.offsets.astype(np.int64)
+    base = int(offsets.min()) if offsets.size else 0
+    bias = offsets - base
+    top = netlist.outputs_per_class + (int(bias.max()) if bias.size else 0)
+    if top > _INT32.max:
+        raise CBackendError(f"class offsets spread over {int(bias.max())}: scores beyond int32_t")
+    return Scores(
+        ctype, np_dtype, _c_number(base, "int32_t"), _table(f"{name}_class_bias", "uint32_t", _hex(bias)),
+        max(1, top.bit_length()), max(1, (netlist.num_classes - 1).bit_length()),
+    )
+
+
+def _encoder_tables(enc: _Encoder, name: str, slot_index: str) -> EncoderTables:
+    feature_index = _index_type(max(enc.num_features, 1))
+    threshold_index = _index_type(max(len(enc.thresholds), 1) + 1)
+    runs = list(zip(*enc.runs)) if enc.runs else [()] * 5
+    return EncoderTables(
+        threshold=_table(f"{name}_threshold", enc.ctype, [_c_number(t, enc.ctype) for t in enc.thresholds]),
+        run_t0=_table(f"{name}_run_t0", threshold_index, runs[0]),
+        run_p0=_table(f"{name}_run_p0", slot_index, runs[1]),
+        run_stride=_table(f"{name}_run_stride", slot_index, runs[2]),
+        run_f0=_table(f"{name}_run_f0", feature_index, runs[3]),
+        run_len=_table(f"{name}_run_len", threshold_index, runs[4]),
+        const0=_table(f"{name}_const0", slot_index, enc.const0),
+        const1=_table(f"{name}_const1", slot_index, enc.const1),
+        num_runs=len(enc.runs),
+        num_thresholds=max(1, len(enc.thresholds)),
+        num_const0=len(enc.const0),
+        num_const1=len(enc.const1),
+        feature_bytes=np.dtype(enc.np_dtype).itemsize,
+        feature_signed=int(np.dtype(enc.np_dtype).kind == "i"),
+    )
+
+
+def _outputs(netlist: Netlist, slots: _Slots, name: str, compact: bool) -> Outputs:
+    slot_index = _index_type(slots.num_slots)
+    if compact:  # the table style counts runs of output slots (few), the others gather slots
+        return Outputs(
+            True, slot_index, None,
+            _table(f"{name}_out_start", slot_index, [r[0] for r in slots.output_runs]),
+            _table(f"{name}_out_len", _index_type(netlist.outputs_per_class + 1),
+                   [r[1] for r in slots.output_runs]),
+            _table(f"{name}_class_end", _index_type(len(slots.output_runs) + 1), slots.class_run_end),
+        )
+    return Outputs(False, slot_index, _table(f"{name}_out_slot", slot_index, slots.output_slots),
+                   None, None, None)
 
 
 # --------------------------------------------------------------------------- kernels
-def _unrolled_kernel(netlist: Netlist, plan: _Plan, prefix: str, chunk_gates: int) -> dict:
-    s = plan.slot
+def _gate_cases() -> tuple:
+    return tuple(Case(op, gates.GATE_NAMES[op], 2) for op in range(gates.NUM_GATES))
+
+
+def _lut_rows(netlist: Netlist) -> tuple[dict, dict]:
+    """Fan-ins and truth table of each LUT node, keyed by gate index."""
+    return netlist.fanins(), dict(zip(netlist.lut_gates.tolist(), netlist.lut_table.tolist()))
+
+
+def _unrolled_kernel(netlist: Netlist, slots: _Slots, prefix: str, chunk_gates: int) -> UnrolledKernel:
+    """Two-input gates only (LUT nodes are decomposed first, see :func:`plan`)."""
+    s = slots.slot.tolist()
     ops, a, b = netlist.op.tolist(), netlist.a.tolist(), netlist.b.tolist()
     first = netlist.first_gate
-    lines = []
-    for g in plan.order.tolist():
-        expr = _GATE_EXPR[ops[g]].format(a=f"v[{s[a[g]]}]", b=f"v[{s[b[g]]}]", zero="v[0]", one="v[1]")
-        lines.append(f"v[{s[first + g]}] = (WORD)({expr});")
-    parts = [
-        {"name": f"{prefix}_part{i}", "lines": lines[k : k + chunk_gates]}
-        for i, k in enumerate(range(0, len(lines), chunk_gates))
-    ]
-    return {"parts": parts}
+    statements = [Statement(s[first + g], gates.GATE_NAMES[ops[g]], (s[a[g]], s[b[g]]))
+                  for g in slots.order.tolist()]
+    parts = tuple(
+        Part(f"{prefix}_part{i}", tuple(statements[k : k + chunk_gates]))
+        for i, k in enumerate(range(0, len(statements), chunk_gates))
+    )
+    return UnrolledKernel(parts)
 
 
-def _op_cases(operand: str) -> list:
-    """One ``case`` per op for the interpreter loops: (op, C statement computing ``v[d]``)."""
-    return [
-        {"op": op, "name": gates.GATE_NAMES[op],
-         "expr": expr.format(a=operand.format("a"), b=operand.format("b"), zero="v[0]", one="v[1]")}
-        for op, expr in sorted(_GATE_EXPR.items())
-    ]
-
-
-def _groups(netlist: Netlist, order: np.ndarray):
-    """Boundaries of the runs of equal (level, op) in ``order``: (op, end position) pairs."""
+def _groups(kind: np.ndarray, level: np.ndarray, order: np.ndarray):
+    """Boundaries of the runs of equal (level, kind) in ``order``: (kind, end position) pairs."""
     if order.shape[0] == 0:
         return []
-    key = (netlist.level * 16 + netlist.op)[order]
+    key = (level * 32 + kind)[order]
     ends = list(np.flatnonzero(np.diff(key)) + 1) + [order.shape[0]]
-    return [(int(netlist.op[order[e - 1]]), int(e)) for e in ends]
+    return [(int(kind[order[e - 1]]), int(e)) for e in ends]
 
 
-def _levelized_kernel(netlist: Netlist, plan: _Plan, prefix: str) -> dict:
-    order, s = plan.order, plan.slot
+def _levelized_kernel(netlist: Netlist, slots: _Slots, prefix: str) -> LevelizedKernel:
+    order, s = slots.order, slots.slot
     first = netlist.first_gate
-    index = _index_type(plan.num_slots)
-    groups = _groups(netlist, order)
+    index = _index_type(slots.num_slots)
+    kind = _kinds(netlist)
+    groups = _groups(kind, netlist.level, order)
     count = _index_type(max(netlist.num_gates, 1) + 1)
-    return {
-        "tables": [
-            _table(f"{prefix}_dst", index, s[first + order].tolist()),
-            _table(f"{prefix}_a", index, s[netlist.a[order]].tolist()),
-            _table(f"{prefix}_b", index, s[netlist.b[order]].tolist()),
-            _table(f"{prefix}_group_op", "uint8_t", [op for op, _ in groups]),
-            _table(f"{prefix}_group_end", count, [end for _, end in groups]),
-        ],
-        "num_groups": len(groups),
-        "cases": _op_cases("v[{}[g]]"),
-    }
+    fanins, tables = _lut_rows(netlist)
+    luts = [g for g in order.tolist() if g in tables]
+    return LevelizedKernel(
+        dst=_table(f"{prefix}_dst", index, s[first + order].tolist()),
+        a=_table(f"{prefix}_a", index, s[netlist.a[order]].tolist()),
+        b=_table(f"{prefix}_b", index, s[netlist.b[order]].tolist()),
+        group_kind=_table(f"{prefix}_group_op", "uint8_t", [k for k, _ in groups]),
+        group_end=_table(f"{prefix}_group_end", count, [end for _, end in groups]),
+        lut_fanin=_table(f"{prefix}_lut_fanin", index, [int(s[v]) for g in luts for v in fanins[g]]),
+        lut_table=_table(f"{prefix}_lut_table", "uint64_t", _hex(tables[g] for g in luts)),
+        num_groups=len(groups),
+        cases=_gate_cases(),
+        lut_cases=tuple(Case(LUT_OP + k - 1, f"LUT-{k}", k) for k in range(1, 7)),
+        has_luts=bool(netlist.num_luts),
+    )
 
 
 def _pack_bits(values: np.ndarray, widths: np.ndarray) -> list:
@@ -324,43 +566,105 @@ def _pack_bits(values: np.ndarray, widths: np.ndarray) -> list:
     return np.packbits(padded, bitorder="little").view("<u4").tolist()
 
 
-def _table_kernel(netlist: Netlist, plan: _Plan, prefix: str) -> dict:
-    """Pack each level's gates as ``op:4 | a - base : w | b - base : w`` into a 32-bit stream
-    (an operand the op ignores takes no bits)."""
-    order, s = plan.order, plan.slot
+def _lut_fields(netlist: Netlist, gates_: np.ndarray, slot: np.ndarray, base: int, width: int, arity: int):
+    """Stream fields of LUT-``arity`` nodes: fan-in - base (``width`` bits each), then the table
+    (``2**arity`` bits, as two 32-bit halves for a LUT-6): ``(values, widths)``, ``(n, fields)``."""
+    row = np.searchsorted(netlist.lut_gates, gates_)
+    fanin = slot[netlist.lut_fanin[row, :arity]] - base
+    table = netlist.lut_table[row]
+    halves = [table & np.uint64(0xFFFFFFFF), table >> np.uint64(32)] if arity == 6 else [table]
+    values = np.concatenate([fanin.astype(np.uint64), np.stack(halves, axis=1)], axis=1)
+    widths = np.array([width] * arity + ([32, 32] if arity == 6 else [1 << arity]), np.int64)
+    return values, np.broadcast_to(widths, values.shape)
+
+
+def _table_kernel(netlist: Netlist, slots: _Slots, prefix: str) -> TableKernel:
+    """Pack each (level, kind) segment's gates as ``op:4 | a - base : w | b - base : w`` (an
+    operand the op ignores takes no bits), or its LUT-k nodes as ``k`` fan-ins of ``w`` bits and
+    the ``2**k``-bit table, into a 32-bit stream."""
+    order, s = slots.order, slots.slot
     first = netlist.first_gate
-    level = netlist.level[order] if netlist.num_gates else np.zeros(0, np.int64)
-    ends = list(np.flatnonzero(np.diff(level)) + 1) + [order.shape[0]] if order.shape[0] else []
-    values, widths, segments = [], [], []  # per segment: (3, n) fields op, a, b and their widths
+    kind = _kinds(netlist)
+    arity = np.where(kind >= LUT_OP, kind - LUT_OP + 1, 0)
+    key = netlist.level * 8 + arity if netlist.num_gates else np.zeros(0, np.int64)
+    key = key[order]
+    ends = list(np.flatnonzero(np.diff(key)) + 1) + [order.shape[0]] if order.shape[0] else []
+    values, widths, segments = [], [], []  # per segment: (n, fields) values and their widths
     reads_a = np.isin(netlist.op, list(_READS_A))
     reads_b = np.isin(netlist.op, list(_READS_B))
+    fanin = _fanin_matrix(netlist)
     start = 0
     for end in ends:
         gates_ = order[start:end]
-        a, b = s[netlist.a[gates_]], s[netlist.b[gates_]]
-        base = int(min(a.min(), b.min()))
-        width = int(max(a.max(), b.max()) - base).bit_length()
-        values.append(np.stack([netlist.op[gates_], a - base, b - base]).astype(np.uint64))
-        widths.append(np.stack([np.full(gates_.shape, 4), reads_a[gates_] * width, reads_b[gates_] * width]))
-        segments.append((base, width, first + int(end)))
+        k = int(arity[gates_[0]])
+        read = s[fanin[gates_]]
+        base = int(read.min())
+        width = int(read.max() - base).bit_length()
+        if k:
+            v, w = _lut_fields(netlist, gates_, s, base, width, k)
+        else:
+            a, b = s[netlist.a[gates_]], s[netlist.b[gates_]]
+            v = np.stack([netlist.op[gates_], a - base, b - base], axis=1).astype(np.uint64)
+            w = np.stack([np.full(gates_.shape, 4), reads_a[gates_] * width, reads_b[gates_] * width], axis=1)
+        values.append(v.ravel())
+        widths.append(w.ravel())
+        segments.append((base, width, first + int(end), k))
         start = end
     words = _pack_bits(
-        np.concatenate([v.T.ravel() for v in values]) if values else np.zeros(0, np.uint64),
-        np.concatenate([w.T.ravel() for w in widths]) if widths else np.zeros(0, np.int64),
+        np.concatenate(values) if values else np.zeros(0, np.uint64),
+        np.concatenate(widths) if widths else np.zeros(0, np.int64),
     )
-    index = _index_type(plan.num_slots)
-    return {
-        "tables": [
-            _table(f"{prefix}_stream", "uint32_t", [f"0x{w:08x}u" for w in words]),
-            _table(f"{prefix}_seg_base", index, [seg[0] for seg in segments]),
-            _table(f"{prefix}_seg_width", "uint8_t", [seg[1] for seg in segments]),
-            _table(f"{prefix}_seg_end", _index_type(plan.num_slots + 1), [seg[2] for seg in segments]),
-        ],
-        "num_segments": len(segments),
-        "reads_a": f"0x{sum(1 << op for op in _READS_A):04x}u",
-        "reads_b": f"0x{sum(1 << op for op in _READS_B):04x}u",
-        "first_gate": first,
-        "cases": _op_cases("v[{}]"),
-    }
+    index = _index_type(slots.num_slots)
+    column = list(zip(*segments)) if segments else [()] * 4
+    return TableKernel(
+        stream=_table(f"{prefix}_stream", "uint32_t", _hex(words, 8)),
+        seg_base=_table(f"{prefix}_seg_base", index, column[0]),
+        seg_width=_table(f"{prefix}_seg_width", "uint8_t", column[1]),
+        seg_end=_table(f"{prefix}_seg_end", _index_type(slots.num_slots + 1), column[2]),
+        seg_arity=_table(f"{prefix}_seg_arity", "uint8_t", column[3]),
+        num_segments=len(segments),
+        reads_a=_hex([sum(1 << op for op in _READS_A)], 4)[0],
+        reads_b=_hex([sum(1 << op for op in _READS_B)], 4)[0],
+        first_gate=first,
+        cases=_gate_cases(),
+        has_luts=bool(netlist.num_luts),
+    )
 
 
+def c_string(text: str) -> str:
+    """``text`` as a C string literal: its UTF-8 bytes, printable ASCII as is but ``"``, ``\\`` and
+    ``?`` (trigraphs) escaped, every other byte as a three-digit octal escape (which no following
+    character can extend)."""
+    out = []
+    for byte in text.encode("utf-8"):
+        char = chr(byte)
+        out.append("\\" + char if char in '"\\?' else char if 0x20 <= byte < 0x7F else f"\\{byte:03o}")
+    return '"' + "".join(out) + '"'
+
+
+# --------------------------------------------------------------------------- the whole source
+def plan(netlist: Netlist, name: str, word_bits: int, style: str, chunk_gates: int) -> Source:
+    """The typed render context of ``netlist`` as C (options already checked)."""
+    ident = c_identifier(name)
+    upper = ident.upper()
+    enc = _encoder(netlist)
+    model = Model(enc.num_features, netlist.num_inputs, netlist.num_classes, netlist.outputs_per_class,
+                  netlist.num_gates, netlist.num_luts, netlist.sha256, enc.ctype,
+                  tuple(c_string(n) for n in netlist.class_names))
+    if style == "unrolled":
+        # Straight-line code: each LUT as its Shannon mux tree with the (constant) table folded
+        # in, which the compiler optimizes far better than a call of the table evaluator (3-5x).
+        netlist = decompose(netlist)
+    slots = _slots(netlist, style)
+    if style == "unrolled":
+        kernel = _unrolled_kernel(netlist, slots, ident, chunk_gates)
+    elif style == "levelized":
+        kernel = _levelized_kernel(netlist, slots, ident)
+    else:
+        kernel = _table_kernel(netlist, slots, ident)
+    return Source(
+        name=ident, upper=upper, guard=f"{upper}_H_", style=style, word=_word(word_bits), model=model,
+        encoder=_encoder_tables(enc, ident, _index_type(slots.num_slots)),
+        outputs=_outputs(netlist, slots, ident, style == "table"),
+        scores=_scores(netlist, ident), num_slots=slots.num_slots, kernel=kernel,
+    )
