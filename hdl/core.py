@@ -202,12 +202,9 @@ class NetlistCore(PipelinedComponent):
             np.maximum.at(last_use, net.lut_fanin[used],
                           np.repeat(level[net.lut_gates], net.lut_arity.astype(np.int64)))
         last_use[net.outputs] = net.depth + 1
-        key = level * (LUT_OP + 1) + net.op
-        order = np.argsort(key, kind="stable")
-        bounds = np.flatnonzero(np.diff(key[order])) + 1
         by_level: dict[int, list] = {}
-        for group in (np.split(order, bounds) if net.num_gates else []):
-            by_level.setdefault(int(level[group[0]]), []).append(group)
+        for lvl, _op, group in net.schedule.steps():
+            by_level.setdefault(lvl, []).append(group)
         for lvl in range(1, net.depth + 1):
             for group in by_level.get(lvl, []):
                 self._emit_group(m, where, group, lvl)

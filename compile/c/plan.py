@@ -349,6 +349,18 @@ class _Slots:
     output_slots: list  # slot of every output, class-major, ascending within a class
 
 
+def _level_kind_order(netlist: Netlist, kind: np.ndarray) -> np.ndarray:
+    """Gates by (level, kind): the netlist's shared (level, op) schedule, its LUT steps ordered by
+    arity (stably, so every group keeps ascending gate indices)."""
+    schedule = netlist.schedule
+    order = schedule.order.copy()
+    bounds = schedule.step_starts.tolist()
+    for op, start, stop in zip(schedule.step_op.tolist(), bounds[:-1], bounds[1:]):
+        if op == LUT_OP:
+            order[start:stop] = order[start:stop][np.argsort(kind[order[start:stop]], kind="stable")]
+    return order
+
+
 def _slots(netlist: Netlist, style: str) -> _Slots:
     first = netlist.first_gate
     kind = _kinds(netlist)
@@ -362,8 +374,7 @@ def _slots(netlist: Netlist, style: str) -> _Slots:
         arity = np.where(kind >= LUT_OP, kind - LUT_OP + 1, 0)  # 0: two-input gates
         order = np.lexsort((rank, arity, netlist.level))
     else:  # by level, then kind (stable): a topological order with one loop per group
-        key = netlist.level * 32 + kind if netlist.num_gates else kind
-        order = np.argsort(key, kind="stable")
+        order = _level_kind_order(netlist, kind)
     slot = np.empty(netlist.num_nodes, dtype=np.int64)
     slot[:first] = np.arange(first)
     if style == "table":  # implicit destinations: gates take consecutive slots
