@@ -84,6 +84,7 @@ class Design:
     raw_features: bool
     popcount_group: int
     model_sha256: str  # lgn.compile.Netlist.sha256 of the netlist implemented
+    class_names: tuple = ()  # class c's name at index c (argmax output value c)
 
     def report(self) -> str:
         """Return the human-readable report written next to the Verilog."""
@@ -100,7 +101,10 @@ class Design:
         popcount = (f"{self.popcount_group}-bit compressors, then a balanced adder tree"
                     if self.popcount_group else "balanced adder tree")
         lines += ["", f"gates: {self.num_gates}  ({counts})", f"logic levels: {self.depth}",
-                  f"popcount: {popcount}", f"model sha256: {self.model_sha256}", ""]
+                  f"popcount: {popcount}", f"model sha256: {self.model_sha256}"]
+        if self.class_names:
+            lines.append("classes: " + ", ".join(f"{c} {name}" for c, name in enumerate(self.class_names)))
+        lines.append("")
         return "\n".join(lines)
 
 
@@ -143,7 +147,8 @@ def describe(netlist: Netlist, name: str = "lgn_net", pipeline: int = 0,
                       Shape.cast(member.shape).width, meaning[port]))
     return Design(sanitize_name(name), pipeline, cycles, tuple(ports), netlist.num_gates,
                   netlist.depth, netlist.gate_counts(), logic_stages(netlist, popcount_group),
-                  bool(raw_features), check_group(popcount_group), netlist.sha256)
+                  bool(raw_features), check_group(popcount_group), netlist.sha256,
+                  tuple(netlist.class_names))
 
 
 # Verilator -Wall waivers for the emitted module, each with the reason it is safe.

@@ -525,6 +525,12 @@ def synth(model, target, device, pipeline, name, optimize, pnr):
     report = hdl.synth(netlist, target, name=name, pipeline=pipeline, device=device,
                        place_and_route=None if pnr else False)
     click.echo(str(report))
+    from lgn.plot import save_synth_report
+
+    try:  # kept beside the model for `lgn plot` (accuracy against LUT6)
+        click.echo(f"report saved to {save_synth_report(model, report)}")
+    except OSError as error:
+        click.echo(f"lgn: warning: the report was not saved beside the model: {error}", err=True)
 
 
 # --------------------------------------------------------------------------- check

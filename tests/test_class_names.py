@@ -75,6 +75,13 @@ def test_the_synthesis_report_lists_the_classes():
     assert str(report).splitlines()[-1] == "  classes      0 cat, 1 dog"
 
 
+def test_the_verilog_report_lists_the_classes():
+    from lgn.hdl import describe
+
+    report = describe(named_netlist(["cat", "dog", "é1", "x y"])).report()
+    assert "classes: 0 cat, 1 dog, 2 é1, 3 x y" in report.splitlines()
+
+
 CSV_LABELS = ["cat", 'say "hi"', "back\\slash"]
 
 
