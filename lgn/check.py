@@ -8,8 +8,6 @@ from pathlib import Path
 
 import numpy as np
 
-from lgn.tools import find_tool
-
 __all__ = ["CheckRow", "CheckReport", "run_checks"]
 
 
@@ -51,11 +49,13 @@ def _row(backend, predictions, reference, labels, seconds, note="") -> CheckRow:
 
 
 def run_checks(model_path, dataset=None, data_dir=None, out: Path | None = None, vectors: int = 1000,
-               log=print) -> CheckReport:
+               log=print, simulator: str = "auto") -> CheckReport:
     """Evaluate the test set with torch, packed (raw and optimized), C and Verilog; compare all.
 
     C and Verilog are generated from the optimized netlist into ``out`` (``out/c``,
-    ``out/verilog``). A back end whose tool is missing is reported as skipped, not as agreeing.
+    ``out/verilog``; the testbench runs in ``simulator``, see
+    :func:`lgn.hdl.verilator.simulate_testbench`). A back end whose tool is missing is reported
+    as skipped, not as agreeing.
     """
     from lgn.compile import packed
     from lgn.compile.passes import optimize
@@ -86,7 +86,8 @@ def run_checks(model_path, dataset=None, data_dir=None, out: Path | None = None,
 
     out = Path(out) if out is not None else Path(model_path).with_suffix("")
     report.rows.append(_check_c(optimized, features, reference, labels, out / "c"))
-    report.rows.append(_check_verilog(optimized, features[:vectors], reference, labels, out / "verilog", log))
+    report.rows.append(_check_verilog(optimized, features[:vectors], reference, labels, out / "verilog", log,
+                                       simulator))
     return report
 
 
@@ -104,17 +105,20 @@ def _check_c(netlist, features, reference, labels, out: Path) -> CheckRow:
     return _row("C (compiled here)", predictions, reference, labels, time.perf_counter() - t, f"{out}/model.[ch]")
 
 
-def _check_verilog(netlist, features, reference, labels, out: Path, log) -> CheckRow:
+def _check_verilog(netlist, features, reference, labels, out: Path, log, simulator: str = "auto") -> CheckRow:
     from lgn import hdl
+    from lgn.hdl.verilator import choose_simulator, simulate_testbench
 
-    name = "verilog (iverilog testbench)"
-    if find_tool("iverilog") is None or find_tool("vvp") is None:
-        return CheckRow(name, note="skipped: iverilog not found (apt-get install iverilog)")
-    log(f"simulating {len(features)} test samples through {netlist.num_gates} gates with iverilog "
-        "(minutes for a large net; --vectors trims it)")
+    try:
+        simulator = choose_simulator(simulator)
+    except hdl.ToolMissingError as exc:
+        return CheckRow("verilog (testbench)", note=f"skipped: {exc}")
+    name = f"verilog ({simulator} testbench)"
+    log(f"simulating {len(features)} test samples through {netlist.num_gates} gates with {simulator}"
+        + (" (minutes for a large net; --vectors trims it)" if simulator == "iverilog" else ""))
     t = time.perf_counter()
     paths = hdl.export(netlist, out, name="lgn_model", features=features)
     design = next(p for p in paths if p.name == "lgn_model.v")
     testbench = next(p for p in paths if p.name == "lgn_model_tb.v")
-    mismatches = hdl.run_testbench(testbench, design)
+    _, mismatches = simulate_testbench(testbench, design, simulator)
     return CheckRow(name, len(features), None, int(mismatches), time.perf_counter() - t, f"{design}")
