@@ -46,6 +46,7 @@ def test_both_simulators_agree_with_the_packed_executor(tmp_path_factory, data, 
         assert simulate_testbench(testbench, design, simulator) == (simulator, 0)
 
 
+@pytest.mark.slow
 @needs_both
 def test_digits_model_in_both_simulators(tmp_path, digits_netlist):
     # A trained net (constants, repeated outputs in the popcounts: the case Verilator 5.006
