@@ -8,8 +8,6 @@ from pathlib import Path
 
 import numpy as np
 
-from lgn.tools import find_tool
-
 __all__ = ["CheckRow", "CheckReport", "run_checks"]
 
 
@@ -51,13 +49,14 @@ def _row(backend, predictions, reference, labels, seconds, note="") -> CheckRow:
 
 
 def run_checks(model_path, dataset=None, data_dir=None, out: Path | None = None, vectors: int = 1000,
-               log=print) -> CheckReport:
+               log=print, simulator: str = "auto") -> CheckReport:
     """Evaluate the test set on every back end that classifies, and on Verilog; compare all.
 
     The reference is the packed executor on the netlist as stored; then each back end of
     :data:`lgn.targets.TARGETS` that classifies runs the optimized netlist (torch: the model, for
     checkpoints), those that export writing their files into ``out/NAME`` once and running those,
-    and the Verilog testbench runs in ``out/verilog``. A back end whose tool is missing is
+    and the Verilog testbench runs in ``out/verilog`` in ``simulator`` (see
+    :func:`lgn.hdl.verilator.simulate_testbench`). A back end whose tool is missing is
     reported as skipped, not as agreeing. The model file is read once.
     """
     from lgn.io import load_for_eval
@@ -91,21 +90,25 @@ def run_checks(model_path, dataset=None, data_dir=None, out: Path | None = None,
         predictions = setup.predictor(target.name, out=directory, tuned=False)()
         note = str(directory) if directory else f"{optimized.num_gates} gates" if target.source == "netlist" else ""
         report.rows.append(_row(label, predictions, reference, labels, time.perf_counter() - t, note))
-    report.rows.append(_check_verilog(optimized, setup.features[:vectors], reference, labels, out / "verilog", log))
+    report.rows.append(_check_verilog(optimized, setup.features[:vectors], reference, labels, out / "verilog", log,
+                                       simulator))
     return report
 
 
-def _check_verilog(netlist, features, reference, labels, out: Path, log) -> CheckRow:
+def _check_verilog(netlist, features, reference, labels, out: Path, log, simulator: str = "auto") -> CheckRow:
     from lgn import hdl
+    from lgn.hdl.verilator import choose_simulator, simulate_testbench
 
-    name = "verilog (iverilog testbench)"
-    if find_tool("iverilog") is None or find_tool("vvp") is None:
-        return CheckRow(name, note="skipped: iverilog not found (apt-get install iverilog)")
-    log(f"simulating {len(features)} test samples through {netlist.num_gates} gates with iverilog "
-        "(minutes for a large net; --vectors trims it)")
+    try:
+        simulator = choose_simulator(simulator)
+    except hdl.ToolMissingError as exc:
+        return CheckRow("verilog (testbench)", note=f"skipped: {exc}")
+    name = f"verilog ({simulator} testbench)"
+    log(f"simulating {len(features)} test samples through {netlist.num_gates} gates with {simulator}"
+        + (" (minutes for a large net; --vectors trims it)" if simulator == "iverilog" else ""))
     t = time.perf_counter()
     paths = hdl.export(netlist, out, name="lgn_model", features=features)
     design = next(p for p in paths if p.name == "lgn_model.v")
     testbench = next(p for p in paths if p.name == "lgn_model_tb.v")
-    mismatches = hdl.run_testbench(testbench, design)
+    _, mismatches = simulate_testbench(testbench, design, simulator)
     return CheckRow(name, len(features), None, int(mismatches), time.perf_counter() - t, f"{design}")

@@ -387,8 +387,11 @@ def _load_netlist(model, optimized: bool):
 @_target_options(_registry().exporting())
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="verilog: where the model's dataset is, for test vectors.")
+@click.option("--simulate", is_flag=True, help="verilog: run the testbench after export; exit 1 on a mismatch.")
+@click.option("--simulator", type=click.Choice(["auto", "verilator", "iverilog"]), default="auto", show_default=True,
+              help="--simulate with Verilator (fast on large nets) or iverilog; auto: Verilator when installed.")
 @_friendly
-def export(model, target, out, optimize, data_dir, **given):
+def export(model, target, out, optimize, data_dir, simulate, simulator, **given):
     """Compile MODEL (a checkpoint or a netlist file) to TARGET.
 
     An option that does not apply to TARGET is refused.
@@ -396,6 +399,8 @@ def export(model, target, out, optimize, data_dir, **given):
     from lgn.files import check_writable, ensure_directory
     from lgn.targets import TargetError, get
 
+    if simulate and target != "verilog":
+        raise TargetError(f"--simulate runs the Verilog testbench: it needs --target verilog, not {target}")
     target = get(target)
     options = target.option_values({name: value for name, value in given.items() if value is not None})
     if data_dir is not None and not target.test_vectors:
@@ -418,6 +423,23 @@ def export(model, target, out, optimize, data_dir, **given):
     report = next((p for p in paths if p.name.endswith("_report.txt")), None)
     if report is not None:
         click.echo(report.read_text(), nl=False)
+    if simulate:
+        _simulate_export(paths, simulator)
+
+
+def _simulate_export(paths, simulator):
+    """Run the testbench ``lgn export --target verilog`` wrote; exit 1 if it counts mismatches."""
+    import time
+
+    from lgn.hdl.verilator import simulate_testbench
+
+    design = next(p for p in paths if p.suffix == ".v" and not p.name.endswith("_tb.v"))
+    testbench = next(p for p in paths if p.name.endswith("_tb.v"))
+    start = time.perf_counter()
+    used, mismatches = simulate_testbench(testbench, design, simulator)
+    click.echo(f"{used}: {testbench.name}: {mismatches} mismatches ({time.perf_counter() - start:.1f} s)")
+    if mismatches:
+        raise click.exceptions.Exit(1)
 
 
 def _test_vectors(file, target, netlist, count, data_dir):
@@ -542,13 +564,15 @@ def synth(model, target, device, pipeline, name, optimize, pnr):
               help="Where to write the generated C and Verilog [next to MODEL].")
 @click.option("--vectors", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Test samples replayed by the Verilog testbench.")
+@click.option("--simulator", type=click.Choice(["auto", "verilator", "iverilog"]), default="auto", show_default=True,
+              help="Verilog testbench simulator; auto: Verilator when installed, else iverilog.")
 @_friendly
-def check(model, dataset, data_dir, out, vectors):
+def check(model, dataset, data_dir, out, vectors, simulator):
     """Run MODEL's test set through every back end and check they agree bit for bit.
 
     Compares the discretized PyTorch model (checkpoints only), the packed executor before and
     after optimization, the generated C (compiled here) and the generated Verilog (simulated with
-    iverilog). Exits with status 1 if any back end disagrees.
+    Verilator, or iverilog). Exits with status 1 if any back end disagrees.
     """
     from lgn.check import run_checks
     from lgn.files import ensure_directory
@@ -556,7 +580,8 @@ def check(model, dataset, data_dir, out, vectors):
     if not Path(model).is_file():  # before creating the output directory
         raise FileNotFoundError(f"model file {model} does not exist")
     out = ensure_directory(Path(out) if out else Path(model).with_suffix(""))
-    report = run_checks(model, dataset=dataset, data_dir=data_dir, out=out, vectors=vectors, log=click.echo)
+    report = run_checks(model, dataset=dataset, data_dir=data_dir, out=out, vectors=vectors, log=click.echo,
+                        simulator=simulator)
     click.echo(report.table())
     if not report.ok:
         raise click.exceptions.Exit(1)
