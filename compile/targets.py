@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Ref", "Option", "Target", "TargetError", "TARGETS", "SYNTH_TARGETS", "SYNTH_DEVICES",
+__all__ = ["Ref", "Option", "Target", "TargetError", "TARGETS", "SYNTH_TARGETS", "SYNTH_DEVICES", "SIMULATORS",
            "get", "resolve", "inputs_for", "feature_width"]
 
 
@@ -317,3 +317,5 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
 #: ``lgn synth --target`` flows and ``--device`` iCE40 parts, from :mod:`lgn.hdl.synth`.
 SYNTH_TARGETS = Ref("lgn.hdl.synth:TARGETS")
 SYNTH_DEVICES = Ref("lgn.hdl.synth:ICE40_DEVICES")
+#: Simulators of the Verilog testbench (``lgn check``, ``lgn export --simulate``).
+SIMULATORS = Ref("lgn.hdl.verilator:SIMULATORS")

@@ -388,7 +388,7 @@ def _load_netlist(model, optimized: bool):
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="verilog: where the model's dataset is, for test vectors.")
 @click.option("--simulate", is_flag=True, help="verilog: run the testbench after export; exit 1 on a mismatch.")
-@click.option("--simulator", type=click.Choice(["auto", "verilator", "iverilog"]), default="auto", show_default=True,
+@click.option("--simulator", type=_RegistryChoice(_registry().SIMULATORS.resolve), default="auto", show_default=True,
               help="--simulate with Verilator (fast on large nets) or iverilog; auto: Verilator when installed.")
 @_friendly
 def export(model, target, out, optimize, data_dir, simulate, simulator, **given):
@@ -564,7 +564,7 @@ def synth(model, target, device, pipeline, name, optimize, pnr):
               help="Where to write the generated C and Verilog [next to MODEL].")
 @click.option("--vectors", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Test samples replayed by the Verilog testbench.")
-@click.option("--simulator", type=click.Choice(["auto", "verilator", "iverilog"]), default="auto", show_default=True,
+@click.option("--simulator", type=_RegistryChoice(_registry().SIMULATORS.resolve), default="auto", show_default=True,
               help="Verilog testbench simulator; auto: Verilator when installed, else iverilog.")
 @_friendly
 def check(model, dataset, data_dir, out, vectors, simulator):

@@ -6,12 +6,13 @@ The CLI (``export --target``, ``eval``/``bench --backend``, ``synth``), :mod:`lg
 
 from __future__ import annotations
 
-from lgn.compile.targets import (SYNTH_DEVICES, SYNTH_TARGETS, TARGETS as COMPILE_TARGETS, Option,
+from lgn.compile.targets import (SIMULATORS, SYNTH_DEVICES, SYNTH_TARGETS, TARGETS as COMPILE_TARGETS, Option,
                                  Ref, Target, TargetError, feature_width, inputs_for, resolve)
 from lgn.compile.targets import get as _get
 
 __all__ = ["TARGETS", "get", "exporting", "predicting", "Target", "Option", "Ref", "TargetError",
-           "inputs_for", "feature_width", "resolve", "SYNTH_TARGETS", "SYNTH_DEVICES"]
+           "inputs_for", "feature_width", "resolve", "SYNTH_TARGETS", "SYNTH_DEVICES",
+           "SIMULATORS"]
 
 
 def _torch_predictor(model):
