@@ -205,7 +205,7 @@ def _train(rank, dataset, data_dir, no_download, mirror, out, resume, progress, 
         spec = resolve_arch(config, data)  # a spec that does not fit the data stops here, before training
         gates = spec.num_gates(data.x_train.shape[1], spec.thermo.bits, data.image_shape)
         echo(
-            f"model: {spec} ({gates:,} gates), {config.parametrization} gates, init {config.init}, "
+            f"model: {spec} ({gates:,} gates), parametrization {config.parametrization}, init {config.init}, "
             f"lr {config.lr}, batch {config.batch_size}, {config.steps or config.epochs} "
             f"{'steps' if config.steps else 'epochs'}"
         )
