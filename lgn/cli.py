@@ -56,6 +56,7 @@ def main():
       lgn export runs/digits/model.pt --target c -o out/
       lgn export runs/digits/model.pt --target verilog -o out/
       lgn check runs/digits/model.pt
+      lgn plot runs/digits/model.pt -o runs/digits/curves.png
     """
 
 
