@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
@@ -77,6 +78,15 @@ def pytest_runtest_setup(item):
     for mark in item.iter_markers("needs_tool"):
         for name in mark.args:
             special[name]() if name in special else require_tool(name)
+
+
+def corrupt_first_five_vectors(testbench) -> None:
+    """Flip one bit of the expected scores of a testbench's first five vectors (it must count 5)."""
+    text = testbench.read_text()
+    broken = re.sub(r"(expected_scores\[[0-4]\] = \d+'h)([0-9a-f]+)",
+                    lambda m: m[1] + format(int(m[2], 16) ^ 1, "x"), text)
+    assert broken != text
+    testbench.write_text(broken)
 
 
 def random_netlist(rng: np.random.Generator, num_inputs: int = 8, num_gates: int = 40,

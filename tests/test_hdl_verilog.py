@@ -6,7 +6,7 @@ import re
 
 import numpy as np
 import pytest
-from conftest import random_netlist, require_tool
+from conftest import corrupt_first_five_vectors, random_netlist, require_tool
 from hypothesis import given
 from hypothesis import strategies as st
 from ladder import verilog_mismatches
@@ -89,12 +89,7 @@ def test_simulators_on_larger_drawn_netlists(data, net, pipeline, raw, simulator
 def test_testbench_counts_mismatches(tmp_path, rng):
     net = random_netlist(rng, 8, 40, 3, 4)
     design, testbench, _ = export(net, tmp_path, name="broken", pipeline=1, vectors=200)
-    text = testbench.read_text()
-    # corrupt the expected scores of the first five vectors
-    broken = re.sub(r"(expected_scores\[[0-4]\] = \d+'h)([0-9a-f]+)",
-                    lambda m: m[1] + format(int(m[2], 16) ^ 1, "x"), text)
-    assert broken != text
-    testbench.write_text(broken)
+    corrupt_first_five_vectors(testbench)
     assert run_testbench(testbench, design) == 5
 
 

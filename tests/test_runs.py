@@ -9,25 +9,22 @@ import sys
 import time
 
 import pytest
-from click.testing import CliRunner
 
-from lgn.cli import main
 from lgn.train import load_checkpoint, train
 from lgn.train.records import FIELDS, RecordError, append_record, metrics_path, read_records, write_records
 import test_train
+import test_cli_files
+from test_cli_files import run
 from test_train import small_config
 
 tiny_digits = test_train.tiny_digits  # the fixture
+trained = test_cli_files.trained  # the fixture: a 1-epoch digits run
 
 SMALL = ["--layers", "2", "--width", "200", "--tau", "10", "--lr", "0.05", "--encoder-bits", "3"]
 
 
 def quiet(**kw):
     return dict(progress=False, log=lambda s: None, **kw)
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 def test_records_round_trip_and_a_torn_last_line_is_ignored(tmp_path):
@@ -117,14 +114,6 @@ def test_a_killed_run_leaves_a_readable_record_and_resumes(tmp_path):
     result = run("train", "--resume", "--out", out, "--epochs", done + 2, "--no-progress")
     assert result.exit_code == 0, result.output
     assert [r["epoch"] for r in read_records(records)] == list(range(1, done + 3))
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    out = tmp_path_factory.mktemp("run") / "model.pt"
-    result = run("train", "--dataset", "digits", "--epochs", "1", "--out", out, *SMALL)
-    assert result.exit_code == 0, result.output
-    return out
 
 
 @pytest.mark.parametrize("args, named", [

@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import random_netlist
+from conftest import corrupt_first_five_vectors, random_netlist
 from hypothesis import given
 from hypothesis import strategies as st
 from strategies import examples, features_for, netlists
@@ -62,12 +62,7 @@ def test_digits_model_in_both_simulators(tmp_path, digits_netlist):
 def test_both_simulators_count_the_same_mismatches(tmp_path, rng):
     net = random_netlist(rng, 8, 40, 3, 4)
     design, testbench, _ = export(net, tmp_path, name="broken", pipeline=1, vectors=200)
-    text = testbench.read_text()
-    # corrupt the expected scores of the first five vectors
-    broken = re.sub(r"(expected_scores\[[0-4]\] = \d+'h)([0-9a-f]+)",
-                    lambda m: m[1] + format(int(m[2], 16) ^ 1, "x"), text)
-    assert broken != text
-    testbench.write_text(broken)
+    corrupt_first_five_vectors(testbench)
     assert simulate_testbench(testbench, design, "verilator") == ("verilator", 5)
     assert simulate_testbench(testbench, design, "iverilog") == ("iverilog", 5)
 
