@@ -6,6 +6,8 @@ into the layer's input, as for a hidden layer) + Adam, 1 thread by default. Vari
     gate2       lgn.nn.LogicLayer, parametrization='table' (the baseline: 4 logits per node)
     lut6        lgn.nn.lut.LutLayer(k=6): matrix product over 3 inputs + 3 lerp rounds, chunked
                 custom autograd that saves only its inputs
+    lut6-halve  alternative: the same 6 rounds of halving (``t0 + x (t1 - t0)``, last input
+                first) in a chunked custom autograd whose backward recomputes the rounds
     lut6-lerp   alternative: autograd through 6 rounds of lerp halving the 64-entry tables
     lut6-naive  alternative: autograd through the 64 pattern products (lut_layer_reference)
 
@@ -30,7 +32,7 @@ from _timing import current_rss_kb
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-VARIANTS = ("gate2", "lut6", "lut6-lerp", "lut6-naive")
+VARIANTS = ("gate2", "lut6", "lut6-halve", "lut6-lerp", "lut6-naive")
 ALTERNATIVES = ("lut6-lerp", "lut6-naive")
 
 
@@ -43,6 +45,54 @@ def lerp_tree(x, inputs, table):
         h = level.shape[-1] // 2
         level = torch.lerp(level[..., :h], level[..., h:], x[:, inputs[:, j]].unsqueeze(-1))
     return level.squeeze(-1)
+
+
+def halving(x, inputs, table, chunk_elements: int = 1 << 18):
+    """The LUT expectation by successive halving in a hand-written autograd function (chunked)."""
+    import torch
+
+    class Halve(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, xT, table):
+            ctx.save_for_backward(xT, table)
+            return torch.cat([_rounds(xT, table[s:e], inputs[s:e])[-1] for s, e in _spans()]).squeeze(1)
+
+        @staticmethod
+        def backward(ctx, grad):
+            xT, table = ctx.saved_tensors
+            grad_xT, grad_table = torch.zeros_like(xT), torch.empty_like(table)
+            k = inputs.shape[1]
+            for s, e in _spans():
+                rounds, xs = _rounds(xT, table[s:e], inputs[s:e]), xT[inputs[s:e].t()].unsqueeze(2)
+                g, grad_xs = grad[s:e].unsqueeze(1), torch.empty_like(xs)
+                for m in range(k - 1, 0, -1):  # round m + 1 = lerp of the halves of round m by x_j
+                    j, level = k - 1 - m, rounds[m - 1]
+                    h = level.shape[1] // 2
+                    grad_xs[j] = (g * (level[:, h:] - level[:, :h])).sum(1, keepdim=True)
+                    high = g * xs[j]
+                    g = torch.cat([g - high, high], dim=1)
+                h = table.shape[1] // 2
+                grad_xs[k - 1] = torch.bmm((table[s:e, h:] - table[s:e, :h]).unsqueeze(1), g)
+                high = torch.bmm(g, xs[k - 1].transpose(1, 2)).squeeze(2)
+                grad_table[s:e, h:], grad_table[s:e, :h] = high, g.sum(2) - high
+                grad_xT.index_add_(0, inputs[s:e].t().reshape(-1), grad_xs.flatten(0, 2))
+            return grad_xT, grad_table
+
+    def _rounds(xT, t, fanins):
+        xs = xT[fanins.t()].unsqueeze(2)  # (k, c, 1, B)
+        h = t.shape[1] // 2
+        level = torch.addcmul(t[:, :h, None], (t[:, h:] - t[:, :h])[:, :, None], xs[-1])
+        levels = [level]
+        for j in range(xs.shape[0] - 2, -1, -1):
+            h = level.shape[1] // 2
+            levels.append(level := torch.lerp(level[:, :h], level[:, h:], xs[j]))
+        return levels
+
+    def _spans():
+        step = max(1, chunk_elements // (x.shape[0] * table.shape[1] // 2))
+        return [(s, min(s + step, len(inputs))) for s in range(0, len(inputs), step)]
+
+    return Halve.apply(x.t().contiguous(), table).t()
 
 
 def measure(variant: str, args) -> dict:
@@ -61,7 +111,7 @@ def measure(variant: str, args) -> dict:
     else:
         layer = lut.LutLayer(args.inputs, args.nodes, k=6)
         if variant != "lut6":
-            relaxed = lerp_tree if variant == "lut6-lerp" else lut.lut_layer_reference
+            relaxed = {"lut6-halve": halving, "lut6-lerp": lerp_tree}.get(variant, lut.lut_layer_reference)
             layer.forward = lambda x: relaxed(x, layer.inputs, lut.lut_table(layer.weights))
     head = GroupSum(10, tau=10.0)
     optimizer = torch.optim.Adam(layer.parameters(), lr=0.01)

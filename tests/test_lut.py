@@ -60,6 +60,31 @@ def test_gradcheck_float64(k, chunking):
     assert torch.autograd.gradcheck(lambda t: lut.lut_layer(x.detach(), inputs, t), (table,))
 
 
+@pytest.mark.parametrize("batch", [1, 3, 128])
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 5, 6])
+def test_every_k_and_batch_equals_the_enumeration_values_and_gradients(k, batch, chunking):
+    """Against lut_layer_reference (the 2^k pattern products through autograd), float64, and
+    float32 within float32 rounding of the float64 result."""
+    g = torch.Generator().manual_seed(100 * k + batch)
+    x = torch.rand(batch, 13, dtype=torch.float64, generator=g, requires_grad=True)
+    inputs = torch.randint(0, 13, (17, k), generator=g)
+    table = torch.rand(17, 1 << k, dtype=torch.float64, generator=g, requires_grad=True)
+    weights = torch.randn(batch, 17, dtype=torch.float64, generator=g)
+    y = lut.lut_layer(x, inputs, table)
+    expected = lut.lut_layer_reference(x, inputs, table)
+    torch.testing.assert_close(y, expected, rtol=0, atol=1e-12)
+    grads = torch.autograd.grad((y * weights).sum(), (x, table))
+    expected_grads = torch.autograd.grad((expected * weights).sum(), (x, table))
+    for got, want in zip(grads, expected_grads):
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-11)
+    x32, table32 = x.detach().float().requires_grad_(), table.detach().float().requires_grad_()
+    y32 = lut.lut_layer(x32, inputs, table32)
+    torch.testing.assert_close(y32, expected.float(), rtol=0, atol=1e-5)
+    grads32 = torch.autograd.grad((y32 * weights.float()).sum(), (x32, table32))
+    for got, want in zip(grads32, expected_grads):
+        torch.testing.assert_close(got, want.float(), rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("k", [5, 6])
 def test_large_k_matches_the_reference_with_batch_dims(k, chunking):
     g = torch.Generator().manual_seed(k)
