@@ -42,7 +42,7 @@ def test_feature_major_equals_batch_major_values_and_gradients(parametrization, 
 
 
 @pytest.mark.parametrize("parametrization", PARAMETRIZATIONS)
-@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("batch", [1, 3, 128])
 def test_feature_major_gradcheck_float64(parametrization, batch, chunk):
     gen = torch.Generator().manual_seed(10 + batch)
     layer = LogicLayer(6, 11, connections="unique", parametrization=parametrization, generator=gen).double()
@@ -78,6 +78,31 @@ def test_only_the_needed_gradients_and_empty_batches(chunk):
     assert out.shape == (20, 0)
     out.sum().backward()
     assert empty.grad.shape == (9, 0) and torch.equal(w.grad, torch.zeros_like(w))
+
+
+def test_scratch_buffers_never_alias_outputs_or_other_calls(chunk):
+    """Layers of different sizes, forwards interleaved before their backwards (as in a net): the
+    kernel's reused scratch buffers change no output and no gradient."""
+    gen = torch.Generator().manual_seed(8)
+    layers = [LogicLayer(40, 70, generator=gen), LogicLayer(70, 25, parametrization="table", generator=gen),
+              LogicLayer(25, 90, generator=gen)]
+    x = torch.rand(40, 33, generator=gen, requires_grad=True)
+    h, outputs = x, []
+    for layer in layers:
+        h = F.logic_layer_feature_major(h, layer.idx_a, layer.idx_b, layer.coefficients())
+        outputs.append(h)
+    copies = [o.detach().clone() for o in outputs]
+    g = torch.randn(90, 33, generator=gen)
+    got = torch.autograd.grad(h, [x, *(layer.weights for layer in layers)], g)
+    for o, c in zip(outputs, copies):
+        assert torch.equal(o, c)
+    h_ref = x.t()
+    for layer in layers:
+        h_ref = F.logic_layer_batch_major(h_ref, layer.idx_a, layer.idx_b, layer.coefficients())
+    want = torch.autograd.grad(h_ref, [x, *(layer.weights for layer in layers)], g.t())
+    torch.testing.assert_close(h, h_ref.t())
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b)
 
 
 def test_logic_layer_contract_any_leading_dims_contiguous():
@@ -145,6 +170,46 @@ def test_training_follows_the_same_loss_curve(parametrization):
     old = train(lambda model: lambda x: _batch_major_forward(model, x))
     torch.testing.assert_close(new, old, rtol=1e-4, atol=1e-5)
     assert new[-5:].mean() < new[:5].mean() - 0.1  # it learns
+
+
+def _table_reference(x, idx_a, idx_b, weights):
+    """The truth-table gate by its definition: the expected table entry under independent inputs."""
+    a, b = x[..., idx_a], x[..., idx_b]
+    pattern = torch.stack([(1 - a) * (1 - b), (1 - a) * b, a * (1 - b), a * b], dim=-1)  # entry 2a+b
+    return (pattern * torch.sigmoid(weights)).sum(-1)
+
+
+def _reference_forward(model, x):
+    """LogicNet.forward by the definitions: 16 gates mixed by softmax, or the expected table entry."""
+    h = model.encoder(x)
+    for layer in model.layers:
+        formula = F.logic_layer_reference if layer.parametrization == "gates" else _table_reference
+        h = formula(h, layer.idx_a, layer.idx_b, layer.weights)
+    return model.group_sum(h)
+
+
+@pytest.mark.parametrize("parametrization", PARAMETRIZATIONS)
+def test_training_follows_the_reference_formula_loss_curve(parametrization):
+    def train(forward_of):
+        model = LogicNet(Thermometer.uniform(8, 2, 0, 1), 4, layers=3, width=240, seed=4,
+                         parametrization=parametrization, init="random")
+        opt = torch.optim.Adam(model.parameters(), lr=0.05)
+        gen = torch.Generator().manual_seed(3)
+        losses = []
+        for _ in range(30):
+            x = torch.rand(128, 8, generator=gen)
+            y = (x[:, 0] > x[:, 1]).long() + 2 * (x[:, 2] > 0.5).long()
+            loss = torch.nn.functional.cross_entropy(forward_of(model)(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        return torch.tensor(losses)
+
+    new = train(lambda model: model)
+    reference = train(lambda model: lambda x: _reference_forward(model, x))
+    torch.testing.assert_close(new, reference, rtol=1e-4, atol=1e-5)
+    assert new[-5:].mean() < new[:5].mean() - 0.05  # it learns
 
 
 def test_logic_net_keeps_leading_dims_and_rejects_bad_layouts():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import torch
 
 from . import gates
@@ -55,13 +57,37 @@ def table_gate_ops(weights: torch.Tensor) -> torch.Tensor:
     return (bits * torch.tensor([8, 4, 2, 1], device=weights.device)).sum(-1)
 
 
-#: Elements per temporary of the chunked CPU kernel (2 MiB of float32): its four temporaries
-#: (gathered operands, their products with the gradient, operand gradients) stay in the last-
-#: level cache, and chunks are few enough that PyTorch's per-op overhead, and with two threads
-#: the wake-up of the second one at every op, stay small. Measured with bench/train.py on a
-#: shared 2-core machine: 2^17 and 2^19 tie on one thread, 2^19 wins on two at batch 128, and
-#: one chunk per layer (no chunking) is 1.3-1.5x slower.
-CPU_CHUNK_ELEMENTS = 1 << 19
+#: Elements per temporary of the chunked CPU kernel (1 MiB of float32): its temporaries
+#: (gathered operands, their products with the gradient, operand gradients) stay in the per-core
+#: cache, and chunks are few enough that PyTorch's per-op overhead, and with two threads the
+#: wake-up of the second one at every op, stay small. Measured (CPU time per training step of
+#: bench/train.py's net, shared 2-core machine): 2^18 beats 2^19 by 1.1-1.25x on one thread at
+#: batch 128 and 1024 and ties on two; 2^16 loses on two threads; one chunk per layer (no
+#: chunking) is 1.3-1.5x slower.
+CPU_CHUNK_ELEMENTS = 1 << 18
+
+_scratch_buffers = threading.local()
+
+
+def _scratch(slot: int, numel: int, like: torch.Tensor) -> torch.Tensor:
+    """A flat buffer of ``numel`` elements of ``like``'s dtype and device, reused across calls.
+
+    The kernel's temporaries are the same few chunk-sized buffers at every call of every layer;
+    keeping them (per thread, at most two of ``2 * CPU_CHUNK_ELEMENTS`` each) instead of
+    allocating them anew spares the allocator, and on CPU the page faults of fresh memory: at
+    batch 128 that was about a fifth of a training step's CPU time. Off the CPU (one chunk per
+    layer, and a caching allocator) the buffer is simply allocated.
+    """
+    if like.device.type != "cpu":
+        return like.new_empty(numel)
+    buffers = getattr(_scratch_buffers, "buffers", None)
+    if buffers is None:
+        buffers = _scratch_buffers.buffers = {}
+    key = (slot, like.dtype, like.device)
+    buffer = buffers.get(key)
+    if buffer is None or buffer.numel() < numel:
+        buffer = buffers[key] = like.new_empty(numel)
+    return buffer[:numel]
 
 
 def _chunks(x: torch.Tensor, gates: int) -> list[tuple[int, int]]:
@@ -81,8 +107,8 @@ class _LogicLayerFeatureMajor(torch.autograd.Function):
 
     Activations are feature-major, ``(features, N)``, so each gather and each scatter moves
     whole contiguous rows. The gates are processed in chunks whose temporaries stay in the
-    cache, written into buffers allocated once per call, with at most one broadcast operand
-    per elementwise op (PyTorch's vectorized path). Only ``x`` is saved: gathering ``a`` and
+    cache, written into scratch buffers kept across calls (:func:`_scratch`), with at most one
+    broadcast operand per elementwise op (PyTorch's vectorized path). Only ``x`` is saved: gathering ``a`` and
     ``b`` again in the backward pass costs less than keeping them.
     """
 
@@ -94,7 +120,7 @@ class _LogicLayerFeatureMajor(torch.autograd.Function):
         c = coef.t().contiguous().unsqueeze(-1)  # (4, gates, 1): c0, c1, c2, c3
         y = x.new_empty(gates, n)
         size = 2 * (chunks[0][1] - chunks[0][0]) * n if chunks else 0
-        gathered, mixed = x.new_empty(size), x.new_empty(size)
+        gathered, mixed = _scratch(0, size, x), _scratch(1, size, x)
         for s, e in chunks:
             r = e - s
             both = torch.index_select(x, 0, order[2 * s:2 * e], out=gathered[:2 * r * n].view(2 * r, n))
@@ -117,7 +143,7 @@ class _LogicLayerFeatureMajor(torch.autograd.Function):
         c21, c3 = c[1:3].flip(0), c[3]
         sums = []  # per chunk: [sum g*a, sum g*b] (2, r) and sum g*a*b (r,)
         size = 2 * (chunks[0][1] - chunks[0][0]) * n if chunks else 0
-        gathered, products = x.new_empty(size), x.new_empty(size)
+        gathered, products = _scratch(0, size, x), _scratch(1, size, x)
         for s, e in chunks:
             r = e - s
             g = grad[s:e]
