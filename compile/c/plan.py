@@ -223,9 +223,10 @@ class LevelizedKernel:
 
 @dataclass(frozen=True)
 class TableKernel:
-    """Per (level, kind) segment, the gates bit-packed into ``stream`` relative to ``base``."""
+    """Per (level, kind) segment, the gates bit-packed into ``stream`` (32-bit words) relative to
+    ``base``."""
 
-    stream: CTable
+    stream: Records
     seg_base: CTable
     seg_width: CTable
     seg_end: CTable
@@ -644,7 +645,7 @@ def _levelized_kernel(netlist: Netlist, slots: _Slots, prefix: str) -> Levelized
     )
 
 
-def _pack_bits(values: np.ndarray, widths: np.ndarray) -> list:
+def _pack_bits(values: np.ndarray, widths: np.ndarray) -> np.ndarray:
     """Concatenate the low ``widths[i]`` bits of ``values[i]``, LSB first, into 32-bit words
     (plus one zero word, so a reader may always look one word ahead)."""
     widths = widths.astype(np.int64)
@@ -654,7 +655,7 @@ def _pack_bits(values: np.ndarray, widths: np.ndarray) -> list:
     bits = ((values[field] >> offset.astype(np.uint64)) & np.uint64(1)).astype(np.uint8)
     padded = np.zeros(32 * (total // 32 + 2), dtype=np.uint8)
     padded[:total] = bits
-    return np.packbits(padded, bitorder="little").view("<u4").tolist()
+    return np.packbits(padded, bitorder="little").view("<u4")
 
 
 def _lut_fields(netlist: Netlist, gates_: np.ndarray, slot: np.ndarray, base: int, width: int, arity: int):
@@ -708,7 +709,7 @@ def _table_kernel(netlist: Netlist, slots: _Slots, prefix: str) -> TableKernel:
     index = _index_type(slots.num_slots)
     column = list(zip(*segments)) if segments else [()] * 4
     return TableKernel(
-        stream=_table(f"{prefix}_stream", "uint32_t", _hex(words, 8)),
+        stream=_records(f"{prefix}_stream", words[:, None], 2**32),
         seg_base=_table(f"{prefix}_seg_base", index, column[0]),
         seg_width=_table(f"{prefix}_seg_width", "uint8_t", column[1]),
         seg_end=_table(f"{prefix}_seg_end", _index_type(slots.num_slots + 1), column[2]),
