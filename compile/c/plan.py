@@ -78,13 +78,19 @@ class CTable:
 
 @dataclass(frozen=True)
 class Records:
-    """``count`` records of ``fields`` little-endian unsigned integers of ``field_bytes`` bytes each,
-    as a static const ``unsigned char`` array of ``num_rows`` rows (C string literals in ``body``,
-    each row ``row_length`` bytes with its terminating NUL): record ``r`` starts at byte
-    ``(r & row_mask) * record_bytes`` of row ``r >> row_shift``, its byte ``j`` of a field shifted
-    left by ``byte_shifts[j]``. A compiler reads a string many times faster than as many number
-    literals."""
+    """``count`` records of ``fields`` unsigned integers each, read in C as ``NAME_at(r)`` (a
+    pointer to record ``r``, of ``ctype``) and ``NAME_field(p, k)``. Up to
+    :data:`_NUMBER_RECORDS` records they are a ``ctype`` array of number literals in ``body``
+    (``length`` of them); above, ``strings`` is set and they are little-endian fields of
+    ``field_bytes`` bytes in a static const ``unsigned char`` array of ``num_rows`` rows (C string
+    literals in ``body``, each row ``row_length`` bytes with its terminating NUL): record ``r``
+    starts at byte ``(r & row_mask) * record_bytes`` of row ``r >> row_shift``, byte ``j`` of a
+    field shifted left by ``byte_shifts[j]``. A compiler reads a string many times faster than
+    as many number literals, and the program reads the numbers a little faster."""
 
+    strings: bool
+    ctype: str
+    length: int
     name: str
     count: int
     fields: int
@@ -492,6 +498,8 @@ def _escapes() -> tuple[np.ndarray, np.ndarray]:
 _ESCAPES = _escapes()
 #: Bytes of a row of :class:`Records` at most (C99 compilers must take strings of 4095 bytes).
 _ROW_BYTES = 4095
+#: Records up to this many are number literals (compiled in about a second), more are strings.
+_NUMBER_RECORDS = 1 << 16
 
 
 def _records(name: str, fields: np.ndarray, limit: int) -> Records:
@@ -499,6 +507,12 @@ def _records(name: str, fields: np.ndarray, limit: int) -> Records:
     count, k = fields.shape
     field_bytes = max(1, (max(int(limit), 2) - 1).bit_length() + 7 >> 3)
     record_bytes = k * field_bytes
+    if count <= _NUMBER_RECORDS:
+        ctype = "uint32_t" if field_bytes == 4 else _index_type(limit)
+        values = fields.ravel().tolist()
+        table = _table(name, ctype, _hex(values, 8) if field_bytes == 4 else values)
+        return Records(False, ctype, table.length, name, count, k, field_bytes, (), record_bytes,
+                       0, 0, 0, 0, table.body)
     row_shift = max(0, (_ROW_BYTES // record_bytes).bit_length() - 1)
     shifts = np.arange(field_bytes, dtype=np.uint64) * np.uint64(8)
     data = ((fields.astype(np.uint64)[:, :, None] >> shifts) & np.uint64(0xFF)).astype(np.uint8)
@@ -513,9 +527,9 @@ def _records(name: str, fields: np.ndarray, limit: int) -> Records:
         if block.shape[0] % per_row:
             ends.append(len(text))
         rows.extend(f'    "{text[a:b]}"' for a, b in zip([0] + ends[:-1], ends))
-    return Records(name, count, k, field_bytes, tuple(range(0, 8 * field_bytes, 8)), record_bytes,
-                   row_shift, (1 << row_shift) - 1, per_row + 1,
-                   max(1, len(rows)), ",\n".join(rows) or '    ""')
+    return Records(True, "unsigned char", data.shape[0], name, count, k, field_bytes,
+                   tuple(range(0, 8 * field_bytes, 8)), record_bytes, row_shift, (1 << row_shift) - 1,
+                   per_row + 1, len(rows), ",\n".join(rows))
 
 
 def _hex(values, digits: int = 1) -> list:
