@@ -220,11 +220,11 @@ def test_slots_beyond_16_bits(rng):
 def test_large_tables_are_string_literals(rng):
     # The gate records (levelized) and the gate stream (table) are rows of string literals, the
     # form a compiler reads many times faster than number literals.
-    net = random_netlist(rng, num_inputs=20, num_gates=plan._NUMBER_RECORDS + 1000, encoding=True)
+    net = random_netlist(rng, num_inputs=20, num_gates=2 * plan._NUMBER_RECORDS, encoding=True)
     for style, table in (("levelized", "model_gates"), ("table", "model_stream")):
         source = c.emit(net, style=style)["model.c"]
         body = source.split(f"static const unsigned char {table}[", 1)[1]
-        rows = body[: body.index("};")].splitlines()[1:]
+        rows = body[: body.index("\n};")].splitlines()[1:]
         assert len(rows) > 1 and all(re.fullmatch(r'    "(?:[^"\\]|\\.)*",?', row) for row in rows)
     small = random_netlist(rng, num_inputs=20, num_gates=3000, encoding=True)
     assert "static const unsigned char model_gates[" not in c.emit(small)["model.c"]  # numbers
