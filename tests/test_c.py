@@ -15,9 +15,10 @@ from hypothesis import strategies as st
 from conftest import random_netlist
 from ladder import STRICT, X86, c_models, check_c_model, encoder_paths, paths_for, tool
 from lgn.compile import c, reference
+from lgn.compile.c import plan
 from lgn.compile.netlist import FEATURE_DTYPES, Netlist, ThermometerEncoding
 from lgn.nn import gates
-from strategies import examples, feature_pools, features_for, netlists, threshold_edges
+from strategies import examples, feature_pools, features_for, mixed_netlists, netlists, threshold_edges
 
 PATHS = encoder_paths()
 FAST = ("-O1",)  # many small builds: the compiler's time dominates, not the run
@@ -63,6 +64,18 @@ def test_drawn_netlists_equal_the_reference(data, net, style, word_bits, path, c
         x = data.draw(features_for(net, max_rows=2 * word_bits + 70))
         check_c_model(model, net, x, f"{cc} {path} {style}")
 
+
+@examples(12)
+@given(data=st.data(), net=mixed_netlists(max_inputs=30, max_gates=60, max_outputs_per_class=20),
+       word_bits=st.sampled_from((8, 64, 512)), cc=st.sampled_from(["gcc", "clang"]))
+def test_drawn_netlists_with_string_records(monkeypatch, data, net, word_bits, cc):
+    # Large netlists keep their gate records (levelized) and gate stream (table) in string
+    # literals; here every netlist does, LUT nodes and class offsets included.
+    monkeypatch.setattr(plan, "_NUMBER_RECORDS", 0)
+    configs = [{"style": style, "word_bits": word_bits} for style in ("levelized", "table")]
+    x = data.draw(features_for(net, max_rows=2 * word_bits + 70))
+    for model, options in zip(c_models(net, configs, cc=cc, cflags=FAST), configs):
+        check_c_model(model, net, x, f"{cc} {options}")
 
 @examples(6)
 @given(data=st.data(), net=netlists(max_inputs=300, max_gates=40, encoding=True,
@@ -187,6 +200,34 @@ def test_empty_batches_and_keyword_name(rng):
     assert model.scores(x).shape == (0, net.num_classes)
     for n in (1, 63, 64, 65, 129):
         check_c_model(model, net, random_features(rng, net, n))
+
+
+
+def test_slots_beyond_16_bits(rng):
+    # 70,000 gates of one level all live into the next: slots need three-byte record fields.
+    wide, pairs = 70_000, 35_000
+    first = 2 + 8
+    op = np.concatenate([rng.integers(0, 16, wide), rng.integers(0, 16, pairs)])
+    a = np.concatenate([rng.integers(2, first, wide), first + 2 * np.arange(pairs)])
+    b = np.concatenate([rng.integers(2, first, wide), first + 2 * np.arange(pairs) + 1])
+    net = Netlist(8, op, a, b, first + wide + np.arange(pairs), num_classes=5)
+    assert "<< 16" in c.emit(net)["model.c"]  # the records' fields have three bytes
+    for model in c_models(net, [{"word_bits": 64, "style": "levelized"}, {"word_bits": 8, "style": "table"}],
+                          cflags=FAST):
+        check_c_model(model, net, random_features(rng, net, 70))
+
+
+def test_large_tables_are_string_literals(rng):
+    # The gate records (levelized) and the gate stream (table) are rows of string literals, the
+    # form a compiler reads many times faster than number literals.
+    net = random_netlist(rng, num_inputs=20, num_gates=2 * plan._NUMBER_RECORDS, encoding=True)
+    for style, table in (("levelized", "model_gates"), ("table", "model_stream")):
+        source = c.emit(net, style=style)["model.c"]
+        body = source.split(f"static const unsigned char {table}[", 1)[1]
+        rows = body[: body.index("\n};")].splitlines()[1:]
+        assert len(rows) > 1 and all(re.fullmatch(r'    "(?:[^"\\]|\\.)*",?', row) for row in rows)
+    small = random_netlist(rng, num_inputs=20, num_gates=3000, encoding=True)
+    assert "static const unsigned char model_gates[" not in c.emit(small)["model.c"]  # numbers
 
 
 def test_c_identifier():

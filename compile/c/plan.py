@@ -67,11 +67,41 @@ def c_identifier(name: str) -> str:
 # --------------------------------------------------------------------------- typed plan
 @dataclass(frozen=True)
 class CTable:
-    """A static const array: ``values`` are C number literals (never empty: a lone 0 if none)."""
+    """A static const array of ``length`` C number literals (never empty: a lone 0 if none),
+    pre-joined as ``body``: 16 a line, comma-separated."""
 
     name: str
     ctype: str
-    values: tuple
+    length: int
+    body: str
+
+
+@dataclass(frozen=True)
+class Records:
+    """``count`` records of ``fields`` unsigned integers each, read in C as ``NAME_at(r)`` (a
+    pointer to record ``r``, of ``ctype``) and ``NAME_field(p, k)``. Up to
+    :data:`_NUMBER_RECORDS` records they are a ``ctype`` array of number literals in ``body``
+    (``length`` of them); above, ``strings`` is set and they are little-endian fields of
+    ``field_bytes`` bytes in a static const ``unsigned char`` array of ``num_rows`` rows (C string
+    literals in ``body``, each row ``row_length`` bytes with its terminating NUL): record ``r``
+    starts at byte ``(r & row_mask) * record_bytes`` of row ``r >> row_shift``, byte ``j`` of a
+    field shifted left by ``byte_shifts[j]``. A compiler reads a string many times faster than
+    as many number literals, and the program reads the numbers a little faster."""
+
+    strings: bool
+    ctype: str
+    length: int
+    name: str
+    count: int
+    fields: int
+    field_bytes: int
+    byte_shifts: tuple
+    record_bytes: int
+    row_shift: int
+    row_mask: int
+    row_length: int
+    num_rows: int
+    body: str
 
 
 @dataclass(frozen=True)
@@ -181,13 +211,12 @@ class UnrolledKernel:
 
 @dataclass(frozen=True)
 class LevelizedKernel:
-    """Gates by (level, kind) groups: gate ``g`` writes ``v[dst[g]]`` from ``v[a[g]]``, ``v[b[g]]``;
-    the LUT nodes, in order, read their fan-ins from ``lut_fanin`` and their truth tables from
+    """Gates by (level, kind) groups: record ``g`` of ``gates`` holds the slots (dst, a, b) of gate
+    ``g``, which writes ``v[dst]`` from ``v[a]``, ``v[b]`` (a LUT node's ``a``, ``b``: unused); the
+    LUT nodes, in order, read their fan-ins from ``lut_fanin`` and their truth tables from
     ``lut_table``."""
 
-    dst: CTable
-    a: CTable
-    b: CTable
+    gates: Records
     group_kind: CTable
     group_end: CTable
     lut_fanin: CTable
@@ -200,9 +229,10 @@ class LevelizedKernel:
 
 @dataclass(frozen=True)
 class TableKernel:
-    """Per (level, kind) segment, the gates bit-packed into ``stream`` relative to ``base``."""
+    """Per (level, kind) segment, the gates bit-packed into ``stream`` (32-bit words) relative to
+    ``base``."""
 
-    stream: CTable
+    stream: Records
     seg_base: CTable
     seg_width: CTable
     seg_end: CTable
@@ -331,7 +361,8 @@ def _last_uses(num_nodes: int, order: np.ndarray, netlist: Netlist) -> np.ndarra
     """Position (in ``order``) of each node's last reader; outputs live to the end."""
     last = np.full(num_nodes, -1, dtype=np.int64)
     pos = np.arange(order.shape[0], dtype=np.int64)
-    for column in _fanin_matrix(netlist)[order].T:
+    columns = _fanin_matrix(netlist) if netlist.num_luts else np.stack([netlist.a, netlist.b], axis=1)
+    for column in columns[order].T:
         np.maximum.at(last, column, pos)
     last[netlist.outputs] = np.iinfo(np.int64).max
     return last
@@ -394,31 +425,44 @@ def _slots(netlist: Netlist, style: str) -> _Slots:
     return _Slots(order, slot, int(num_slots), runs, class_end, output_slots)
 
 
+#: Gates (in evaluation order) given slots at once: a slot freed by a value whose last reader is
+#: in chunk ``k`` is reused from chunk ``k + 1`` on (at most this many slots more than the live set).
+_ALLOCATION_CHUNK = 64
+
+
 def _allocate(netlist: Netlist, order: np.ndarray, slot: np.ndarray):
-    """Give each gate a slot, reusing the slots of dead values; outputs get a contiguous,
-    class-major region (so each class counts one run of words)."""
+    """Give each gate a slot, reusing the slots of dead values (most recently freed first), a
+    chunk of gates at a time; outputs get a contiguous, class-major region (so each class counts
+    one run of words)."""
     first = netlist.first_gate
-    fixed = {}
-    for node in netlist.outputs.tolist():
-        if node >= first and node not in fixed:
-            fixed[node] = first + len(fixed)
-    next_slot = first + len(fixed)
+    gate_outputs = netlist.outputs[netlist.outputs >= first]
+    unique, position = np.unique(gate_outputs, return_index=True)
+    fixed = np.zeros(netlist.num_nodes, dtype=bool)
+    fixed[unique] = True
+    slot[unique[np.argsort(position, kind="stable")]] = first + np.arange(unique.shape[0])
+    next_slot = first + unique.shape[0]
     last = _last_uses(netlist.num_nodes, order, netlist)
+    nodes = first + order
+    free_nodes = ~fixed[nodes]
+    pos = np.arange(order.shape[0], dtype=np.int64)
+    chunk = _ALLOCATION_CHUNK
+    # Free (non-output) gates of each chunk, and the gates whose slots free up at each chunk.
+    alloc = nodes[free_nodes]
+    alloc_bounds = np.searchsorted(pos[free_nodes] // chunk, np.arange(order.shape[0] // chunk + 2))
+    release_chunk = np.maximum(last[alloc], pos[free_nodes]) // chunk + 1
+    by_release = np.argsort(release_chunk, kind="stable")
+    released = alloc[by_release]
+    release_bounds = np.searchsorted(release_chunk[by_release], np.arange(alloc_bounds.shape[0]))
     free: list[int] = []
-    release: dict[int, list[int]] = {}
-    for pos, g in enumerate(order.tolist()):
-        free.extend(release.pop(pos, ()))
-        node = first + g
-        if node in fixed:
-            slot[node] = fixed[node]
-            continue
-        if free:
-            slot[node] = free.pop()
-        else:
-            slot[node] = next_slot
-            next_slot += 1
-        end = int(last[node])
-        release.setdefault(max(end, pos) + 1, []).append(int(slot[node]))
+    for k in range(alloc_bounds.shape[0] - 1):
+        free.extend(slot[released[release_bounds[k] : release_bounds[k + 1]]].tolist())
+        targets = alloc[alloc_bounds[k] : alloc_bounds[k + 1]]
+        reused = min(targets.shape[0], len(free))
+        fresh = targets.shape[0] - reused
+        taken = free[len(free) - reused :][::-1] if reused else []
+        del free[len(free) - reused :]
+        slot[targets] = taken + list(range(next_slot, next_slot + fresh))
+        next_slot += fresh
     return slot, next_slot
 
 
@@ -430,8 +474,62 @@ def _index_type(limit: int) -> str:
 
 
 def _table(name: str, ctype: str, values) -> CTable:
-    values = tuple(str(v) for v in values)
-    return CTable(name, ctype, values or ("0",))
+    """The table ``name`` of C number literals (or numbers) ``values``."""
+    if isinstance(values, np.ndarray):
+        values = values.tolist()
+    text = [str(v) for v in values] or ["0"]
+    lines = [", ".join(text[k : k + 16]) for k in range(0, len(text), 16)]
+    return CTable(name, ctype, len(text), ",\n".join("    " + line for line in lines))
+
+
+def _escapes() -> tuple[np.ndarray, np.ndarray]:
+    """Each byte's spelling in a C string literal, as 4 bytes (padded) and a length: printable
+    ASCII as is but ``"``, ``\\`` and ``?`` (trigraphs) escaped, others as three-digit octal."""
+    spelled = np.zeros((256, 4), dtype=np.uint8)
+    length = np.zeros(256, dtype=np.int64)
+    for byte in range(256):
+        char = chr(byte)
+        text = "\\" + char if char in '"\\?' else char if 0x20 <= byte < 0x7F else f"\\{byte:03o}"
+        spelled[byte, : len(text)] = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+        length[byte] = len(text)
+    return spelled, length
+
+
+_ESCAPES = _escapes()
+#: Bytes of a row of :class:`Records` at most (C99 compilers must take strings of 4095 bytes).
+_ROW_BYTES = 4095
+#: Records up to this many are number literals (compiled in about a second), more are strings.
+_NUMBER_RECORDS = 1 << 16
+
+
+def _records(name: str, fields: np.ndarray, limit: int) -> Records:
+    """``fields`` ``(count, k)`` of values below ``limit`` as :class:`Records`."""
+    count, k = fields.shape
+    field_bytes = max(1, (max(int(limit), 2) - 1).bit_length() + 7 >> 3)
+    record_bytes = k * field_bytes
+    if count <= _NUMBER_RECORDS:
+        ctype = "uint32_t" if field_bytes == 4 else _index_type(limit)
+        values = fields.ravel().tolist()
+        table = _table(name, ctype, _hex(values, 8) if field_bytes == 4 else values)
+        return Records(False, ctype, table.length, name, count, k, field_bytes, (), record_bytes,
+                       0, 0, 0, 0, table.body)
+    row_shift = max(0, (_ROW_BYTES // record_bytes).bit_length() - 1)
+    shifts = np.arange(field_bytes, dtype=np.uint64) * np.uint64(8)
+    data = ((fields.astype(np.uint64)[:, :, None] >> shifts) & np.uint64(0xFF)).astype(np.uint8)
+    spelled, length = _ESCAPES
+    per_row = record_bytes << row_shift
+    data = data.reshape(-1)
+    rows = []
+    for start in range(0, data.shape[0], per_row * 256):  # bounded memory: 256 rows at a time
+        block = data[start : start + per_row * 256]
+        text = spelled[block][np.arange(4) < length[block][:, None]].tobytes().decode("ascii")
+        ends = np.cumsum(length[block])[per_row - 1 :: per_row].tolist()
+        if block.shape[0] % per_row:
+            ends.append(len(text))
+        rows.extend(f'    "{text[a:b]}"' for a, b in zip([0] + ends[:-1], ends))
+    return Records(True, "unsigned char", data.shape[0], name, count, k, field_bytes,
+                   tuple(range(0, 8 * field_bytes, 8)), record_bytes, row_shift, (1 << row_shift) - 1,
+                   per_row + 1, len(rows), ",\n".join(rows))
 
 
 def _hex(values, digits: int = 1) -> list:
@@ -512,11 +610,6 @@ def _gate_cases() -> tuple:
     return tuple(Case(op, gates.GATE_NAMES[op], 2) for op in range(gates.NUM_GATES))
 
 
-def _lut_rows(netlist: Netlist) -> tuple[dict, dict]:
-    """Fan-ins and truth table of each LUT node, keyed by gate index."""
-    return netlist.fanins(), dict(zip(netlist.lut_gates.tolist(), netlist.lut_table.tolist()))
-
-
 def _unrolled_kernel(netlist: Netlist, slots: _Slots, prefix: str, chunk_gates: int) -> UnrolledKernel:
     """Two-input gates only (LUT nodes are decomposed first, see :func:`plan`)."""
     s = slots.slot.tolist()
@@ -547,16 +640,18 @@ def _levelized_kernel(netlist: Netlist, slots: _Slots, prefix: str) -> Levelized
     kind = _kinds(netlist)
     groups = _groups(kind, netlist.level, order)
     count = _index_type(max(netlist.num_gates, 1) + 1)
-    fanins, tables = _lut_rows(netlist)
-    luts = [g for g in order.tolist() if g in tables]
+    is_lut = np.zeros(netlist.num_gates, dtype=bool)
+    is_lut[netlist.lut_gates] = True
+    rows = np.searchsorted(netlist.lut_gates, order[is_lut[order]])  # LUT rows in evaluation order
+    arity = netlist.lut_arity[rows].astype(np.int64)
+    fanin = s[netlist.lut_fanin[rows]][np.arange(6)[None, :] < arity[:, None]]
+    gates_ = np.stack([s[first + order], s[netlist.a[order]], s[netlist.b[order]]], axis=1)
     return LevelizedKernel(
-        dst=_table(f"{prefix}_dst", index, s[first + order].tolist()),
-        a=_table(f"{prefix}_a", index, s[netlist.a[order]].tolist()),
-        b=_table(f"{prefix}_b", index, s[netlist.b[order]].tolist()),
+        gates=_records(f"{prefix}_gates", gates_, slots.num_slots),
         group_kind=_table(f"{prefix}_group_op", "uint8_t", [k for k, _ in groups]),
         group_end=_table(f"{prefix}_group_end", count, [end for _, end in groups]),
-        lut_fanin=_table(f"{prefix}_lut_fanin", index, [int(s[v]) for g in luts for v in fanins[g]]),
-        lut_table=_table(f"{prefix}_lut_table", "uint64_t", _hex(tables[g] for g in luts)),
+        lut_fanin=_table(f"{prefix}_lut_fanin", index, fanin),
+        lut_table=_table(f"{prefix}_lut_table", "uint64_t", _hex(netlist.lut_table[rows].tolist())),
         num_groups=len(groups),
         cases=_gate_cases(),
         lut_cases=tuple(Case(LUT_OP + k - 1, f"LUT-{k}", k) for k in range(1, 7)),
@@ -564,7 +659,7 @@ def _levelized_kernel(netlist: Netlist, slots: _Slots, prefix: str) -> Levelized
     )
 
 
-def _pack_bits(values: np.ndarray, widths: np.ndarray) -> list:
+def _pack_bits(values: np.ndarray, widths: np.ndarray) -> np.ndarray:
     """Concatenate the low ``widths[i]`` bits of ``values[i]``, LSB first, into 32-bit words
     (plus one zero word, so a reader may always look one word ahead)."""
     widths = widths.astype(np.int64)
@@ -574,7 +669,7 @@ def _pack_bits(values: np.ndarray, widths: np.ndarray) -> list:
     bits = ((values[field] >> offset.astype(np.uint64)) & np.uint64(1)).astype(np.uint8)
     padded = np.zeros(32 * (total // 32 + 2), dtype=np.uint8)
     padded[:total] = bits
-    return np.packbits(padded, bitorder="little").view("<u4").tolist()
+    return np.packbits(padded, bitorder="little").view("<u4")
 
 
 def _lut_fields(netlist: Netlist, gates_: np.ndarray, slot: np.ndarray, base: int, width: int, arity: int):
@@ -628,7 +723,7 @@ def _table_kernel(netlist: Netlist, slots: _Slots, prefix: str) -> TableKernel:
     index = _index_type(slots.num_slots)
     column = list(zip(*segments)) if segments else [()] * 4
     return TableKernel(
-        stream=_table(f"{prefix}_stream", "uint32_t", _hex(words, 8)),
+        stream=_records(f"{prefix}_stream", words[:, None], 2**32),
         seg_base=_table(f"{prefix}_seg_base", index, column[0]),
         seg_width=_table(f"{prefix}_seg_width", "uint8_t", column[1]),
         seg_end=_table(f"{prefix}_seg_end", _index_type(slots.num_slots + 1), column[2]),
