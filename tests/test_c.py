@@ -203,23 +203,28 @@ def test_empty_batches_and_keyword_name(rng):
 
 
 
-def test_slots_beyond_16_bits(rng):
-    # 70,000 gates of one level all live into the next: slots need three-byte record fields.
+@pytest.mark.parametrize("number_records", [4096, plan._NUMBER_RECORDS], ids=["strings", "numbers"])
+def test_slots_beyond_16_bits(rng, monkeypatch, number_records):
+    # 70,000 gates of one level all live into the next: slots need three-byte record fields
+    # (string records) or 32-bit numbers.
+    monkeypatch.setattr(plan, "_NUMBER_RECORDS", number_records)
     wide, pairs = 70_000, 35_000
     first = 2 + 8
     op = np.concatenate([rng.integers(0, 16, wide), rng.integers(0, 16, pairs)])
     a = np.concatenate([rng.integers(2, first, wide), first + 2 * np.arange(pairs)])
     b = np.concatenate([rng.integers(2, first, wide), first + 2 * np.arange(pairs) + 1])
     net = Netlist(8, op, a, b, first + wide + np.arange(pairs), num_classes=5)
-    assert "<< 16" in c.emit(net)["model.c"]  # the records' fields have three bytes
+    source = c.emit(net)["model.c"]
+    assert ("<< 16" in source) == (number_records < len(op))  # string records' fields have three bytes
     for model in c_models(net, [{"word_bits": 64, "style": "levelized"}, {"word_bits": 8, "style": "table"}],
                           cflags=FAST):
         check_c_model(model, net, random_features(rng, net, 70))
 
 
-def test_large_tables_are_string_literals(rng):
+def test_large_tables_are_string_literals(rng, monkeypatch):
     # The gate records (levelized) and the gate stream (table) are rows of string literals, the
     # form a compiler reads many times faster than number literals.
+    monkeypatch.setattr(plan, "_NUMBER_RECORDS", 4096)
     net = random_netlist(rng, num_inputs=20, num_gates=2 * plan._NUMBER_RECORDS, encoding=True)
     for style, table in (("levelized", "model_gates"), ("table", "model_stream")):
         source = c.emit(net, style=style)["model.c"]

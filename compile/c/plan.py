@@ -498,8 +498,10 @@ def _escapes() -> tuple[np.ndarray, np.ndarray]:
 _ESCAPES = _escapes()
 #: Bytes of a row of :class:`Records` at most (C99 compilers must take strings of 4095 bytes).
 _ROW_BYTES = 4095
-#: Records up to this many are number literals (compiled in about a second), more are strings.
-_NUMBER_RECORDS = 1 << 16
+#: Records up to this many are number literals, more are strings: gcc spends about 6 us per number
+#: literal (6 s for a million) but little per string byte, while reading the byte records costs the
+#: running kernel (2.8x slower on a 4 M-gate netlist), so only very large netlists take strings.
+_NUMBER_RECORDS = 1 << 20
 
 
 def _records(name: str, fields: np.ndarray, limit: int) -> Records:
