@@ -331,13 +331,119 @@ def _tree_output(h: torch.Tensor, coef: torch.Tensor, out_size) -> torch.Tensor:
     return roots.view(h.shape[0], *out_size, coef.shape[0]).permute(0, 3, 1, 2)
 
 
+#: Leaf elements (gathered leaves x batch) per chunk of the conv tree kernel: its buffers (the
+#: leaves, the tree levels above them and their gradients) stay in the last-level cache.
+CONV_CHUNK_ELEMENTS = 1 << 18
+
+
+def _tree_levels(leaves: int) -> list[tuple[int, int]]:
+    """``(first gate, gates)`` of each tree level above the leaves, lowest first."""
+    levels, start, m = [], 0, leaves // 2
+    while m >= 1:
+        levels.append((start, m))
+        start, m = start + m, m // 2
+    return levels
+
+
+def _position_chunks(positions: int, leaves_per_position: int, n: int) -> list[tuple[int, int]]:
+    rows = max(1, CONV_CHUNK_ELEMENTS // max(1, leaves_per_position * n))
+    return [(s, min(s + rows, positions)) for s in range(0, positions, rows)]
+
+
+def _tree_forward(h: torch.Tensor, c: torch.Tensor, levels, keep: list | None = None) -> torch.Tensor:
+    """Reduce leaves ``h`` ``(q, out, L, N)`` to roots ``(q, out, 1, N)``, level by level.
+
+    ``c`` is ``(4, out, L - 1, 1)``; with ``keep`` every level's input is appended to it.
+    """
+    for start, m in levels:
+        if keep is not None:
+            keep.append(h)
+        a, b = h[:, :, 0::2], h[:, :, 1::2]
+        cl = c[:, :, start:start + m]
+        # y = (c0 + c2*b) + a * (c1 + c3*b)
+        h = torch.addcmul(torch.addcmul(cl[0], b, cl[2]), a, torch.addcmul(cl[1], b, cl[3]))
+    return h
+
+
+class _LogicConvTrees(torch.autograd.Function):
+    """Roots ``(P, out, N)`` of the trees over leaves ``x_flat[index]``, ``index`` ``(P, out, L)``.
+
+    ``x`` is ``(N, C, H, W)`` with any strides; it is copied once, feature-major, into
+    ``(C*H*W + 1, N)`` whose last row is the zero padding. Positions are processed in chunks
+    whose leaves and tree levels stay in the cache; the whole tree is one call (no layout change
+    between levels). Only the padded input is saved: the backward pass gathers the leaves and
+    recomputes the levels of each chunk again, then runs down the tree and scatters the leaves'
+    gradients with one ``index_add_`` per chunk.
+    """
+
+    @staticmethod
+    def forward(ctx, x, index, coef):
+        n, channels, height, width = x.shape
+        features = channels * height * width
+        flat = x.new_empty(features + 1, n)
+        flat[:features].view(channels, height, width, n).copy_(x.permute(1, 2, 3, 0))
+        flat[features].zero_()
+        positions, out, leaves = index.shape
+        c = coef.permute(2, 0, 1).unsqueeze(-1)  # (4, out, L - 1, 1)
+        levels = _tree_levels(leaves)
+        roots = x.new_empty(positions, out, n)
+        flat_index = index.reshape(-1)
+        for s, e in _position_chunks(positions, out * leaves, n):
+            h = flat.index_select(0, flat_index[s * out * leaves:e * out * leaves]).view(e - s, out, leaves, n)
+            roots[s:e] = _tree_forward(h, c, levels).view(e - s, out, n)
+        ctx.save_for_backward(flat, index, c)
+        ctx.image_shape = (channels, height, width)
+        return roots
+
+    @staticmethod
+    def backward(ctx, grad):
+        flat, index, c = ctx.saved_tensors
+        need_x, need_coef = ctx.needs_input_grad[0], ctx.needs_input_grad[2]
+        grad = grad.contiguous()
+        positions, out, leaves = index.shape
+        n = flat.shape[1]
+        levels = _tree_levels(leaves)
+        flat_index = index.reshape(-1)
+        grad_flat = torch.zeros_like(flat) if need_x else None
+        grad_c = flat.new_zeros(4, out, leaves - 1)
+        for s, e in _position_chunks(positions, out * leaves, n):
+            q = e - s
+            h = flat.index_select(0, flat_index[s * out * leaves:e * out * leaves]).view(q, out, leaves, n)
+            inputs = []
+            _tree_forward(h, c, levels, keep=inputs)
+            g = grad[s:e].view(q, out, 1, n)
+            for depth in range(len(levels) - 1, -1, -1):
+                start, m = levels[depth]
+                below = inputs[depth]
+                a, b = below[:, :, 0::2], below[:, :, 1::2]
+                ga, gb = g * a, g * b
+                if need_coef:
+                    grad_c[:, :, start:start + m] += torch.stack(
+                        [g.sum((0, 3)), ga.sum((0, 3)), gb.sum((0, 3)), (ga * b).sum((0, 3))])
+                if depth == 0 and not need_x:
+                    break
+                cl = c[:, :, start:start + m]
+                # dL/da = g * (c1 + c3*b), dL/db = g * (c2 + c3*a)
+                g_below = torch.empty_like(below)
+                torch.addcmul(g * cl[1], gb, cl[3], out=g_below[:, :, 0::2])
+                torch.addcmul(g * cl[2], ga, cl[3], out=g_below[:, :, 1::2])
+                g = g_below
+            if need_x:
+                grad_flat.index_add_(0, flat_index[s * out * leaves:e * out * leaves], g.view(-1, n))
+        grad_x = None
+        if need_x:
+            channels, height, width = ctx.image_shape
+            grad_x = grad_flat[:-1].view(channels, height, width, n).permute(3, 0, 1, 2)
+        return grad_x, None, grad_c.permute(1, 2, 0) if need_coef else None
+
+
 def logic_conv2d(x: torch.Tensor, index: torch.Tensor, coef: torch.Tensor, out_size) -> torch.Tensor:
     """Apply weight-shared logic-gate trees at every position of ``x`` (gathering each leaf directly).
 
     Parameters
     ----------
     x : Tensor, shape (N, C, H, W)
-        Inputs in [0, 1].
+        Inputs in [0, 1], any memory layout.
     index : LongTensor, shape (H_out * W_out, out_channels, leaves)
         From :func:`conv_leaf_index`; ``leaves = 2**depth``.
     coef : Tensor, shape (out_channels, leaves - 1, 4)
@@ -349,20 +455,18 @@ def logic_conv2d(x: torch.Tensor, index: torch.Tensor, coef: torch.Tensor, out_s
     Returns
     -------
     Tensor, shape (N, out_channels, H_out, W_out)
+        A view of memory laid out ``(H_out, W_out, out_channels, N)`` (batch innermost), which
+        the next convolution or pooling reads without a transpose.
 
     Notes
     -----
-    The lowest tree level is one :func:`logic_layer` over the flattened input plus one constant-0
-    slot (the padding) whose gates are all (position, tree, gate) triples; no ``unfold`` of the
-    input is materialized. :func:`logic_conv2d_unfold` computes the same through an unfold.
+    Each leaf is gathered from the input, flattened feature-major with one constant-0 row for
+    the padding, and the whole tree runs in one cache-chunked kernel; no ``unfold`` of the input
+    is materialized. :func:`logic_conv2d_unfold` computes the same through an unfold.
     """
-    n = x.shape[0]
-    flat = torch.cat([x.reshape(n, -1), x.new_zeros(n, 1)], dim=1)
-    positions, out, leaves = index.shape
-    half = leaves // 2
-    lowest = coef[:, :half].reshape(1, out * half, 4).expand(positions, -1, -1).reshape(-1, 4)
-    h = logic_layer(flat, index[..., 0::2].reshape(-1), index[..., 1::2].reshape(-1), lowest)
-    return _tree_output(h.view(n, positions, out * half), coef, out_size)
+    dtype = torch.promote_types(x.dtype, coef.dtype)  # as the elementwise formula would
+    roots = _LogicConvTrees.apply(x.to(dtype), index, coef.to(dtype))
+    return roots.view(*out_size, index.shape[1], x.shape[0]).permute(3, 2, 0, 1)
 
 
 def logic_conv2d_unfold(x: torch.Tensor, patch_index: torch.Tensor, coef: torch.Tensor, kernel_size: int,
