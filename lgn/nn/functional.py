@@ -350,30 +350,35 @@ def _position_chunks(positions: int, leaves_per_position: int, n: int) -> list[t
     return [(s, min(s + rows, positions)) for s in range(0, positions, rows)]
 
 
-def _tree_forward(h: torch.Tensor, c: torch.Tensor, levels, keep: list | None = None) -> torch.Tensor:
-    """Reduce leaves ``h`` ``(q, out, L, N)`` to roots ``(q, out, 1, N)``, level by level.
+def _tree_forward(h: torch.Tensor, c: torch.Tensor, levels, keep: list | None = None,
+                  out: torch.Tensor | None = None) -> torch.Tensor:
+    """Reduce leaves ``h`` ``(trees, L, M)`` to roots ``(trees, 1, M)``, level by level.
 
-    ``c`` is ``(4, out, L - 1, 1)``; with ``keep`` every level's input is appended to it.
+    ``c`` is ``(4, trees, L - 1, 1)``; with ``keep`` every level's input is appended to it; the
+    roots are written to ``out`` when given.
     """
-    for start, m in levels:
+    for depth, (start, m) in enumerate(levels):
         if keep is not None:
             keep.append(h)
-        a, b = h[:, :, 0::2], h[:, :, 1::2]
+        a, b = h[:, 0::2], h[:, 1::2]
         cl = c[:, :, start:start + m]
         # y = (c0 + c2*b) + a * (c1 + c3*b)
-        h = torch.addcmul(torch.addcmul(cl[0], b, cl[2]), a, torch.addcmul(cl[1], b, cl[3]))
+        last = out if depth == len(levels) - 1 else None
+        h = torch.addcmul(torch.addcmul(cl[0], b, cl[2]), a, torch.addcmul(cl[1], b, cl[3]), out=last)
     return h
 
 
 class _LogicConvTrees(torch.autograd.Function):
-    """Roots ``(P, out, N)`` of the trees over leaves ``x_flat[index]``, ``index`` ``(P, out, L)``.
+    """Roots of the trees over leaves ``x_flat[index]``, ``index`` ``(P, out, L)``.
 
-    ``x`` is ``(N, C, H, W)`` with any strides; it is copied once, feature-major, into
-    ``(C*H*W + 1, N)`` whose last row is the zero padding. Positions are processed in chunks
-    whose leaves and tree levels stay in the cache; the whole tree is one call (no layout change
-    between levels). Only the padded input is saved: the backward pass gathers the leaves and
-    recomputes the levels of each chunk again, then runs down the tree and scatters the leaves'
-    gradients with one ``index_add_`` per chunk.
+    ``x`` is ``(N, C, H, W)`` with any strides; it is copied once into the feature-major
+    ``(C*H*W + 1, N)`` (a plain copy when ``x`` is laid out ``(C, H, W, N)``, as this function's
+    output is), whose last row is the zero padding. The output is ``(out, P, N)``: channel-major,
+    batch innermost. Positions are processed in chunks whose leaves, gathered tree by tree as
+    ``(out, L, positions * N)`` rows, and tree levels stay in the cache; the whole tree is one
+    call, every elementwise op runs over long contiguous rows with one coefficient per row. Only
+    the padded input is saved: the backward pass gathers each chunk's leaves and recomputes its
+    levels, runs down the tree, and scatters the leaves' gradients with one ``index_add_``.
     """
 
     @staticmethod
@@ -386,55 +391,63 @@ class _LogicConvTrees(torch.autograd.Function):
         positions, out, leaves = index.shape
         c = coef.permute(2, 0, 1).unsqueeze(-1)  # (4, out, L - 1, 1)
         levels = _tree_levels(leaves)
-        roots = x.new_empty(positions, out, n)
-        flat_index = index.reshape(-1)
-        for s, e in _position_chunks(positions, out * leaves, n):
-            h = flat.index_select(0, flat_index[s * out * leaves:e * out * leaves]).view(e - s, out, leaves, n)
-            roots[s:e] = _tree_forward(h, c, levels).view(e - s, out, n)
-        ctx.save_for_backward(flat, index, c)
-        ctx.image_shape = (channels, height, width)
+        chunks = _position_chunks(positions, out * leaves, n)
+        order = _tree_major(index, chunks)
+        roots = x.new_empty(out, positions, n)
+        for s, e in chunks:
+            q = e - s
+            h = flat.index_select(0, order[s * out * leaves:e * out * leaves]).view(out, leaves, q * n)
+            _tree_forward(h, c, levels, out=roots[:, s:e].view(out, 1, q * n))
+        ctx.save_for_backward(flat, order, c)
+        ctx.shapes = (channels, height, width), (positions, out, leaves)
         return roots
 
     @staticmethod
     def backward(ctx, grad):
-        flat, index, c = ctx.saved_tensors
+        flat, order, c = ctx.saved_tensors
         need_x, need_coef = ctx.needs_input_grad[0], ctx.needs_input_grad[2]
-        grad = grad.contiguous()
-        positions, out, leaves = index.shape
+        (channels, height, width), (positions, out, leaves) = ctx.shapes
         n = flat.shape[1]
         levels = _tree_levels(leaves)
-        flat_index = index.reshape(-1)
         grad_flat = torch.zeros_like(flat) if need_x else None
         grad_c = flat.new_zeros(4, out, leaves - 1)
         for s, e in _position_chunks(positions, out * leaves, n):
             q = e - s
-            h = flat.index_select(0, flat_index[s * out * leaves:e * out * leaves]).view(q, out, leaves, n)
+            rows = order[s * out * leaves:e * out * leaves]
+            h = flat.index_select(0, rows).view(out, leaves, q * n)
             inputs = []
             _tree_forward(h, c, levels, keep=inputs)
-            g = grad[s:e].view(q, out, 1, n)
+            g = grad[:, s:e].reshape(out, 1, q * n)
             for depth in range(len(levels) - 1, -1, -1):
                 start, m = levels[depth]
                 below = inputs[depth]
-                a, b = below[:, :, 0::2], below[:, :, 1::2]
+                a, b = below[:, 0::2], below[:, 1::2]
                 ga, gb = g * a, g * b
                 if need_coef:
-                    grad_c[:, :, start:start + m] += torch.stack(
-                        [g.sum((0, 3)), ga.sum((0, 3)), gb.sum((0, 3)), (ga * b).sum((0, 3))])
+                    sums = grad_c[:, :, start:start + m]
+                    sums[0] += g.sum(2)
+                    sums[1] += ga.sum(2)
+                    sums[2] += gb.sum(2)
+                    sums[3] += (ga * b).sum(2)
                 if depth == 0 and not need_x:
                     break
                 cl = c[:, :, start:start + m]
                 # dL/da = g * (c1 + c3*b), dL/db = g * (c2 + c3*a)
                 g_below = torch.empty_like(below)
-                torch.addcmul(g * cl[1], gb, cl[3], out=g_below[:, :, 0::2])
-                torch.addcmul(g * cl[2], ga, cl[3], out=g_below[:, :, 1::2])
+                torch.addcmul(g * cl[1], gb, cl[3], out=g_below[:, 0::2])
+                torch.addcmul(g * cl[2], ga, cl[3], out=g_below[:, 1::2])
                 g = g_below
             if need_x:
-                grad_flat.index_add_(0, flat_index[s * out * leaves:e * out * leaves], g.view(-1, n))
+                grad_flat.index_add_(0, rows, g.view(-1, n))
         grad_x = None
         if need_x:
-            channels, height, width = ctx.image_shape
             grad_x = grad_flat[:-1].view(channels, height, width, n).permute(3, 0, 1, 2)
         return grad_x, None, grad_c.permute(1, 2, 0) if need_coef else None
+
+
+def _tree_major(index: torch.Tensor, chunks) -> torch.Tensor:
+    """The leaf indices ``(P, out, L)`` chunk by chunk, each chunk ordered ``(out, L, position)``."""
+    return torch.cat([index[s:e].permute(1, 2, 0).reshape(-1) for s, e in chunks])
 
 
 def logic_conv2d(x: torch.Tensor, index: torch.Tensor, coef: torch.Tensor, out_size) -> torch.Tensor:
@@ -455,8 +468,9 @@ def logic_conv2d(x: torch.Tensor, index: torch.Tensor, coef: torch.Tensor, out_s
     Returns
     -------
     Tensor, shape (N, out_channels, H_out, W_out)
-        A view of memory laid out ``(H_out, W_out, out_channels, N)`` (batch innermost), which
-        the next convolution or pooling reads without a transpose.
+        A view of memory laid out ``(out_channels, H_out, W_out, N)`` (batch innermost), which
+        the next convolution, :func:`or_pool2d` and a flatten into a feature-major dense layer
+        read without a transpose.
 
     Notes
     -----
@@ -466,7 +480,7 @@ def logic_conv2d(x: torch.Tensor, index: torch.Tensor, coef: torch.Tensor, out_s
     """
     dtype = torch.promote_types(x.dtype, coef.dtype)  # as the elementwise formula would
     roots = _LogicConvTrees.apply(x.to(dtype), index, coef.to(dtype))
-    return roots.view(*out_size, index.shape[1], x.shape[0]).permute(3, 2, 0, 1)
+    return roots.view(index.shape[1], *out_size, x.shape[0]).permute(3, 0, 1, 2)
 
 
 def logic_conv2d_unfold(x: torch.Tensor, patch_index: torch.Tensor, coef: torch.Tensor, kernel_size: int,
@@ -487,6 +501,43 @@ def logic_conv2d_unfold(x: torch.Tensor, patch_index: torch.Tensor, coef: torch.
     return _tree_output(h, coef, out_size)
 
 
+def _pool_windows(xm: torch.Tensor, window: int, stride: int, out_size):
+    """The ``window**2`` strided views ``(C, H_out, W_out, N)`` of ``xm`` ``(C, H, W, N)``, row-major."""
+    out_h, out_w = out_size
+    return [xm[:, i:i + stride * (out_h - 1) + 1:stride, j:j + stride * (out_w - 1) + 1:stride]
+            for i in range(window) for j in range(window)]
+
+
+class _OrPool2d(torch.autograd.Function):
+    """:func:`torch.nn.functional.max_pool2d` (values, and gradients to each window's first
+    maximum in row-major order) computed on ``x.permute(1, 2, 3, 0)``, ``(C, H, W, N)``: on the
+    batch-innermost output of :func:`logic_conv2d` it reads and writes without a transpose."""
+
+    @staticmethod
+    def forward(ctx, x, window, stride):
+        out_size = (conv_output_size(x.shape[2], window, stride, 0), conv_output_size(x.shape[3], window, stride, 0))
+        xm = x.permute(1, 2, 3, 0)
+        values, argmax = torch.stack(_pool_windows(xm, window, stride, out_size)).max(0)
+        ctx.save_for_backward(argmax)
+        ctx.setup = xm.shape, window, stride, out_size
+        return values.permute(3, 0, 1, 2)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (argmax,) = ctx.saved_tensors
+        shape, window, stride, out_size = ctx.setup
+        g = grad.permute(1, 2, 3, 0)
+        spread = g.new_zeros(window * window, *g.shape).scatter_(0, argmax.unsqueeze(0), g.unsqueeze(0))
+        grad_xm = g.new_zeros(shape)
+        for view, part in zip(_pool_windows(grad_xm, window, stride, out_size), spread):
+            view += part
+        return grad_xm.permute(3, 0, 1, 2), None, None
+
+
 def or_pool2d(x: torch.Tensor, window: int, stride: int) -> torch.Tensor:
-    """OR over each ``window x window`` patch at ``stride``, relaxed as the maximum (exact on 0/1)."""
-    return torch.nn.functional.max_pool2d(x, window, stride)
+    """OR over each ``window x window`` patch at ``stride``, relaxed as the maximum (exact on 0/1).
+
+    Equal to ``max_pool2d(x, window, stride)`` in values and gradients; the result keeps ``x``'s
+    batch-innermost layout (see :func:`logic_conv2d`).
+    """
+    return _OrPool2d.apply(x, window, stride)
