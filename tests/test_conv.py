@@ -115,6 +115,50 @@ def test_conv_gradcheck(parametrization):
     assert torch.autograd.gradcheck(run, (x, conv.weights.detach().clone().requires_grad_()))
 
 
+@pytest.mark.parametrize("chunk", [1, 40, 1 << 30])
+def test_conv_is_the_same_in_any_chunking(chunk, monkeypatch):
+    """Chunks of one position, of a few (the last one partial) and one chunk for everything."""
+    monkeypatch.setattr(F, "CONV_CHUNK_ELEMENTS", chunk)
+    torch.manual_seed(3)
+    conv = LogicConv2d(3, 4, kernel_size=3, stride=1, padding=1, depth=3, parametrization="table").double()
+    x = torch.rand(2, 3, 5, 4, dtype=torch.float64, requires_grad=True)
+    ours, theirs = conv(x), reference_conv(conv, x)
+    torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-12)
+    upstream = torch.randn_like(ours)
+    for got, want in zip(torch.autograd.grad(ours, (x, conv.weights), upstream),
+                         torch.autograd.grad(theirs, (x, conv.weights), upstream)):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_conv_output_is_batch_innermost_and_a_second_conv_reads_it():
+    torch.manual_seed(4)
+    first = LogicConv2d(2, 3, kernel_size=3, padding=1, depth=2).double()
+    second = LogicConv2d(3, 2, kernel_size=2, depth=1).double()
+    x = torch.rand(4, 2, 5, 5, dtype=torch.float64)
+    y = first(x)
+    assert y.permute(1, 2, 3, 0).is_contiguous()
+    torch.testing.assert_close(second(y), second(y.contiguous()), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("window, stride", [(2, 2), (3, 2), (2, 1), (1, 1)])
+@pytest.mark.parametrize("batch_innermost", [False, True])
+@pytest.mark.parametrize("ties", [False, True])
+def test_or_pool_equals_max_pool_values_and_gradients(window, stride, batch_innermost, ties):
+    """Also where windows tie (0/1 inputs): the gradient goes to the first maximum, as max_pool2d's."""
+    torch.manual_seed(5)
+    memory = torch.rand(2, 7, 6, 3, dtype=torch.float64)  # (C, H, W, N)
+    memory = (memory > 0.5).double() if ties else memory
+    x = memory.permute(3, 0, 1, 2) if batch_innermost else memory.permute(3, 0, 1, 2).contiguous()
+    x = x.requires_grad_()
+    reference = x.detach().contiguous().requires_grad_()
+    ours, theirs = F.or_pool2d(x, window, stride), torch.nn.functional.max_pool2d(reference, window, stride)
+    assert torch.equal(ours, theirs)
+    upstream = torch.randn_like(theirs)
+    (ours * upstream).sum().backward()
+    (theirs * upstream).sum().backward()
+    torch.testing.assert_close(x.grad, reference.grad, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("shape", SHAPES)
 def test_unfold_variant_equals_gather(shape):
     c_in, h, w, c_out, k, s, p, d = shape

@@ -357,13 +357,132 @@ def _tree_output(h: torch.Tensor, coef: torch.Tensor, out_size) -> torch.Tensor:
     return roots.view(h.shape[0], *out_size, coef.shape[0]).permute(0, 3, 1, 2)
 
 
+#: Leaf elements (gathered leaves x batch) per chunk of the conv tree kernel: its buffers (the
+#: leaves, the tree levels above them and their gradients) stay in the last-level cache.
+CONV_CHUNK_ELEMENTS = 1 << 18
+
+
+def _tree_levels(leaves: int) -> list[tuple[int, int]]:
+    """``(first gate, gates)`` of each tree level above the leaves, lowest first."""
+    levels, start, m = [], 0, leaves // 2
+    while m >= 1:
+        levels.append((start, m))
+        start, m = start + m, m // 2
+    return levels
+
+
+def _position_chunks(positions: int, leaves_per_position: int, n: int) -> list[tuple[int, int]]:
+    rows = max(1, CONV_CHUNK_ELEMENTS // max(1, leaves_per_position * n))
+    return [(s, min(s + rows, positions)) for s in range(0, positions, rows)]
+
+
+def _tree_forward(h: torch.Tensor, c: torch.Tensor, levels, keep: list | None = None,
+                  out: torch.Tensor | None = None) -> torch.Tensor:
+    """Reduce leaves ``h`` ``(trees, L, M)`` to roots ``(trees, 1, M)``, level by level.
+
+    ``c`` is ``(4, trees, L - 1, 1)``; with ``keep`` every level's input is appended to it; the
+    roots are written to ``out`` when given.
+    """
+    for depth, (start, m) in enumerate(levels):
+        if keep is not None:
+            keep.append(h)
+        a, b = h[:, 0::2], h[:, 1::2]
+        cl = c[:, :, start:start + m]
+        # y = (c0 + c2*b) + a * (c1 + c3*b)
+        last = out if depth == len(levels) - 1 else None
+        h = torch.addcmul(torch.addcmul(cl[0], b, cl[2]), a, torch.addcmul(cl[1], b, cl[3]), out=last)
+    return h
+
+
+class _LogicConvTrees(torch.autograd.Function):
+    """Roots of the trees over leaves ``x_flat[index]``, ``index`` ``(P, out, L)``.
+
+    ``x`` is ``(N, C, H, W)`` with any strides; it is copied once into the feature-major
+    ``(C*H*W + 1, N)`` (a plain copy when ``x`` is laid out ``(C, H, W, N)``, as this function's
+    output is), whose last row is the zero padding. The output is ``(out, P, N)``: channel-major,
+    batch innermost. Positions are processed in chunks whose leaves, gathered tree by tree as
+    ``(out, L, positions * N)`` rows, and tree levels stay in the cache; the whole tree is one
+    call, every elementwise op runs over long contiguous rows with one coefficient per row. Only
+    the padded input is saved: the backward pass gathers each chunk's leaves and recomputes its
+    levels, runs down the tree, and scatters the leaves' gradients with one ``index_add_``.
+    """
+
+    @staticmethod
+    def forward(ctx, x, index, coef):
+        n, channels, height, width = x.shape
+        features = channels * height * width
+        flat = x.new_empty(features + 1, n)
+        flat[:features].view(channels, height, width, n).copy_(x.permute(1, 2, 3, 0))
+        flat[features].zero_()
+        positions, out, leaves = index.shape
+        c = coef.permute(2, 0, 1).unsqueeze(-1)  # (4, out, L - 1, 1)
+        levels = _tree_levels(leaves)
+        chunks = _position_chunks(positions, out * leaves, n)
+        order = _tree_major(index, chunks)
+        roots = x.new_empty(out, positions, n)
+        for s, e in chunks:
+            q = e - s
+            h = flat.index_select(0, order[s * out * leaves:e * out * leaves]).view(out, leaves, q * n)
+            _tree_forward(h, c, levels, out=roots[:, s:e].view(out, 1, q * n))
+        ctx.save_for_backward(flat, order, c)
+        ctx.shapes = (channels, height, width), (positions, out, leaves)
+        return roots
+
+    @staticmethod
+    def backward(ctx, grad):
+        flat, order, c = ctx.saved_tensors
+        need_x, need_coef = ctx.needs_input_grad[0], ctx.needs_input_grad[2]
+        (channels, height, width), (positions, out, leaves) = ctx.shapes
+        n = flat.shape[1]
+        levels = _tree_levels(leaves)
+        grad_flat = torch.zeros_like(flat) if need_x else None
+        grad_c = flat.new_zeros(4, out, leaves - 1)
+        for s, e in _position_chunks(positions, out * leaves, n):
+            q = e - s
+            rows = order[s * out * leaves:e * out * leaves]
+            h = flat.index_select(0, rows).view(out, leaves, q * n)
+            inputs = []
+            _tree_forward(h, c, levels, keep=inputs)
+            g = grad[:, s:e].reshape(out, 1, q * n)
+            for depth in range(len(levels) - 1, -1, -1):
+                start, m = levels[depth]
+                below = inputs[depth]
+                a, b = below[:, 0::2], below[:, 1::2]
+                ga, gb = g * a, g * b
+                if need_coef:
+                    sums = grad_c[:, :, start:start + m]
+                    sums[0] += g.sum(2)
+                    sums[1] += ga.sum(2)
+                    sums[2] += gb.sum(2)
+                    sums[3] += (ga * b).sum(2)
+                if depth == 0 and not need_x:
+                    break
+                cl = c[:, :, start:start + m]
+                # dL/da = g * (c1 + c3*b), dL/db = g * (c2 + c3*a)
+                g_below = torch.empty_like(below)
+                torch.addcmul(g * cl[1], gb, cl[3], out=g_below[:, 0::2])
+                torch.addcmul(g * cl[2], ga, cl[3], out=g_below[:, 1::2])
+                g = g_below
+            if need_x:
+                grad_flat.index_add_(0, rows, g.view(-1, n))
+        grad_x = None
+        if need_x:
+            grad_x = grad_flat[:-1].view(channels, height, width, n).permute(3, 0, 1, 2)
+        return grad_x, None, grad_c.permute(1, 2, 0) if need_coef else None
+
+
+def _tree_major(index: torch.Tensor, chunks) -> torch.Tensor:
+    """The leaf indices ``(P, out, L)`` chunk by chunk, each chunk ordered ``(out, L, position)``."""
+    return torch.cat([index[s:e].permute(1, 2, 0).reshape(-1) for s, e in chunks])
+
+
 def logic_conv2d(x: torch.Tensor, index: torch.Tensor, coef: torch.Tensor, out_size) -> torch.Tensor:
     """Apply weight-shared logic-gate trees at every position of ``x`` (gathering each leaf directly).
 
     Parameters
     ----------
     x : Tensor, shape (N, C, H, W)
-        Inputs in [0, 1].
+        Inputs in [0, 1], any memory layout.
     index : LongTensor, shape (H_out * W_out, out_channels, leaves)
         From :func:`conv_leaf_index`; ``leaves = 2**depth``.
     coef : Tensor, shape (out_channels, leaves - 1, 4)
@@ -375,20 +494,19 @@ def logic_conv2d(x: torch.Tensor, index: torch.Tensor, coef: torch.Tensor, out_s
     Returns
     -------
     Tensor, shape (N, out_channels, H_out, W_out)
+        A view of memory laid out ``(out_channels, H_out, W_out, N)`` (batch innermost), which
+        the next convolution, :func:`or_pool2d` and a flatten into a feature-major dense layer
+        read without a transpose.
 
     Notes
     -----
-    The lowest tree level is one :func:`logic_layer` over the flattened input plus one constant-0
-    slot (the padding) whose gates are all (position, tree, gate) triples; no ``unfold`` of the
-    input is materialized. :func:`logic_conv2d_unfold` computes the same through an unfold.
+    Each leaf is gathered from the input, flattened feature-major with one constant-0 row for
+    the padding, and the whole tree runs in one cache-chunked kernel; no ``unfold`` of the input
+    is materialized. :func:`logic_conv2d_unfold` computes the same through an unfold.
     """
-    n = x.shape[0]
-    flat = torch.cat([x.reshape(n, -1), x.new_zeros(n, 1)], dim=1)
-    positions, out, leaves = index.shape
-    half = leaves // 2
-    lowest = coef[:, :half].reshape(1, out * half, 4).expand(positions, -1, -1).reshape(-1, 4)
-    h = logic_layer(flat, index[..., 0::2].reshape(-1), index[..., 1::2].reshape(-1), lowest)
-    return _tree_output(h.view(n, positions, out * half), coef, out_size)
+    dtype = torch.promote_types(x.dtype, coef.dtype)  # as the elementwise formula would
+    roots = _LogicConvTrees.apply(x.to(dtype), index, coef.to(dtype))
+    return roots.view(index.shape[1], *out_size, x.shape[0]).permute(3, 0, 1, 2)
 
 
 def logic_conv2d_unfold(x: torch.Tensor, patch_index: torch.Tensor, coef: torch.Tensor, kernel_size: int,
@@ -409,6 +527,43 @@ def logic_conv2d_unfold(x: torch.Tensor, patch_index: torch.Tensor, coef: torch.
     return _tree_output(h, coef, out_size)
 
 
+def _pool_windows(xm: torch.Tensor, window: int, stride: int, out_size):
+    """The ``window**2`` strided views ``(C, H_out, W_out, N)`` of ``xm`` ``(C, H, W, N)``, row-major."""
+    out_h, out_w = out_size
+    return [xm[:, i:i + stride * (out_h - 1) + 1:stride, j:j + stride * (out_w - 1) + 1:stride]
+            for i in range(window) for j in range(window)]
+
+
+class _OrPool2d(torch.autograd.Function):
+    """:func:`torch.nn.functional.max_pool2d` (values, and gradients to each window's first
+    maximum in row-major order) computed on ``x.permute(1, 2, 3, 0)``, ``(C, H, W, N)``: on the
+    batch-innermost output of :func:`logic_conv2d` it reads and writes without a transpose."""
+
+    @staticmethod
+    def forward(ctx, x, window, stride):
+        out_size = (conv_output_size(x.shape[2], window, stride, 0), conv_output_size(x.shape[3], window, stride, 0))
+        xm = x.permute(1, 2, 3, 0)
+        values, argmax = torch.stack(_pool_windows(xm, window, stride, out_size)).max(0)
+        ctx.save_for_backward(argmax)
+        ctx.setup = xm.shape, window, stride, out_size
+        return values.permute(3, 0, 1, 2)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (argmax,) = ctx.saved_tensors
+        shape, window, stride, out_size = ctx.setup
+        g = grad.permute(1, 2, 3, 0)
+        spread = g.new_zeros(window * window, *g.shape).scatter_(0, argmax.unsqueeze(0), g.unsqueeze(0))
+        grad_xm = g.new_zeros(shape)
+        for view, part in zip(_pool_windows(grad_xm, window, stride, out_size), spread):
+            view += part
+        return grad_xm.permute(3, 0, 1, 2), None, None
+
+
 def or_pool2d(x: torch.Tensor, window: int, stride: int) -> torch.Tensor:
-    """OR over each ``window x window`` patch at ``stride``, relaxed as the maximum (exact on 0/1)."""
-    return torch.nn.functional.max_pool2d(x, window, stride)
+    """OR over each ``window x window`` patch at ``stride``, relaxed as the maximum (exact on 0/1).
+
+    Equal to ``max_pool2d(x, window, stride)`` in values and gradients; the result keeps ``x``'s
+    batch-innermost layout (see :func:`logic_conv2d`).
+    """
+    return _OrPool2d.apply(x, window, stride)

@@ -493,6 +493,10 @@ class LogicStack(nn.Module):
         h = self.encoder(x)
         lead = None  # batch shape while h is feature-major, (features, N), as in LogicNet
         for layer in self.layers:
+            if isinstance(layer, nn.Flatten) and h.dim() == 4 and lead is None:
+                # straight to feature-major: a view of the batch-innermost conv and pool outputs
+                lead, h = h.shape[:1], h.permute(1, 2, 3, 0).reshape(-1, h.shape[0])
+                continue
             if isinstance(layer, LogicLayer):
                 if lead is None:
                     lead, h = h.shape[:-1], h.reshape(-1, h.shape[-1]).t()
