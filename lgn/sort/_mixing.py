@@ -14,6 +14,9 @@ Three things keep it fast and lean:
 * *Checkpointed backward.* The forward pass keeps the state only at segment starts (about
   ``sqrt(layers)`` of them); the backward pass recomputes one segment at a time and walks it in
   reverse, applying the transposed mixing (``M`` is symmetric) to the gradient.
+* *Tiles.* Most layers (all but the flips of a bitonic merge) pair rows ``(f + 2 d b + t,
+  f + 2 d b + t + d)``: both halves are strided views, so a layer is two ``lerp`` calls without
+  gathers, and the backward pass keeps only ``lo - hi`` of such a layer's input (half a state).
 * *Left products.* When only a few rows of ``P`` are needed (top-k, ranks), ``E^T P`` is built
   by applying the layers in reverse order to the ``(n, k)`` matrix ``E``.
 """
@@ -798,7 +801,7 @@ def mix_whole_batch(w: torch.Tensor, plan: Plan, init: torch.Tensor | None = Non
 
 
 def mix_chunked(w: torch.Tensor, plan: Plan, init: torch.Tensor | None = None) -> torch.Tensor:
-    """:func:`mix` stage by stage in cache-sized chunks of items x columns."""
+    """The previous :func:`mix` above a chunk (partners gathered; the baseline of ``bench/sort.py``)."""
     return _Mix.apply(w, plan, init)
 
 
@@ -814,7 +817,7 @@ def mix(w: torch.Tensor, plan: Plan, init: torch.Tensor | None = None) -> torch.
     with ``init = E`` ``(n, width)``.
 
     On the CPU, when the batch's largest state exceeds a cache-sized chunk, this is
-    :func:`mix_chunked` (memory in the backward pass: the stage inputs, about one ``P`` for a
+    :func:`mix_tiled` (memory in the backward pass: the stage inputs, about one ``P`` for a
     bitonic network, plus cache-sized chunk buffers); otherwise, and on other devices, it is
     :func:`mix_whole_batch` (the segment checkpoints plus one segment of states, about
     ``2 sqrt(layers)`` states of the block-compressed size).
