@@ -120,6 +120,7 @@ def test_backward_keeps_few_states():
 def small_chunks(request, monkeypatch):
     """Tiny CPU chunks, so that small problems split into many items x columns chunks."""
     monkeypatch.setattr(_mixing, "CPU_CHUNK_ELEMENTS", request.param)
+    monkeypatch.setattr(_mixing, "TILED_CHUNK_ELEMENTS", request.param)
     return request.param
 
 

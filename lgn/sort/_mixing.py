@@ -382,8 +382,11 @@ def _pair_grad(grad: torch.Tensor, before: torch.Tensor, step: Step, arena: _Are
 #: a stage, and back, while its states stay in the cache (tuned with bench/sort.py).
 CPU_CHUNK_ELEMENTS = 1 << 18
 
+#: The same for :func:`mix_tiled`, whose chunks keep half as much per layer (tuned likewise).
+TILED_CHUNK_ELEMENTS = 1 << 19
 
-def _chunks(shape, device: torch.device, align: int) -> list[tuple[int, int, int, int]]:
+
+def _chunks(shape, device: torch.device, align: int, elements: int) -> list[tuple[int, int, int, int]]:
     """Item and column ranges ``(b0, b1, c0, c1)`` of a ``(B, rows, width)`` state, cache-sized.
 
     Column ranges never cross a multiple of ``align``.
@@ -391,8 +394,8 @@ def _chunks(shape, device: torch.device, align: int) -> list[tuple[int, int, int
     batch, rows, width = shape
     if device.type != "cpu":
         return [(0, batch, a, min(a + align, width)) for a in range(0, width, align)]
-    columns = min(align, max(1, CPU_CHUNK_ELEMENTS // max(1, rows)))
-    items = max(1, min(batch, CPU_CHUNK_ELEMENTS // max(1, rows * columns)))
+    columns = min(align, max(1, elements // max(1, rows)))
+    items = max(1, min(batch, elements // max(1, rows * columns)))
     return [(b, min(b + items, batch), c, min(c + columns, a + align, width))
             for b in range(0, batch, items)
             for a in range(0, width, align) for c in range(a, min(a + align, width), columns)]
@@ -427,11 +430,12 @@ class _Layout:
     and chunks slice it.
     """
 
-    def __init__(self, plan: Plan, stage: Stage, state: torch.Tensor):
+    def __init__(self, plan: Plan, stage: Stage, state: torch.Tensor, elements: int):
         step = plan.steps[stage.first]
         self.width = step.width
         # lazy only where old blocks are wide enough for chunks of 64 columns (or a full chunk)
-        natural = min(step.width, LAZY_COLUMNS, max(1, CPU_CHUNK_ELEMENTS // max(1, state.shape[1])))
+        self.elements = elements
+        natural = min(step.width, LAZY_COLUMNS, max(1, elements // max(1, state.shape[1])))
         self.lazy = (step.grow_from is not None and step.grow_from >= natural and state.device.type == "cpu"
                      and not (plan.kind == "full" and step.width == plan.n and plan.offset))
         if self.lazy:
@@ -442,7 +446,7 @@ class _Layout:
             self.shape = self.input.shape
 
     def chunks(self):
-        return _chunks(self.shape, self.input.device, self.old)
+        return _chunks(self.shape, self.input.device, self.old, self.elements)
 
     def _blocks(self, tensor: torch.Tensor, width: int) -> torch.Tensor:
         rows = tensor.shape[1]
@@ -539,7 +543,8 @@ class _Mix(torch.autograd.Function):
         state, inputs = _initial(plan, init, w), []
         for stage in plan.stages:
             inputs.append(state)
-            state = _stage_forward(plan, stage, _Layout(plan, stage, state), weights, arena)
+            state = _stage_forward(plan, stage, _Layout(plan, stage, state, CPU_CHUNK_ELEMENTS),
+                                   weights, arena)
         ctx.plan = plan
         ctx.save_for_backward(w, *(inputs if ctx.needs_input_grad[0] else ()))
         return state if plan.kind == "full" else state.transpose(1, 2).contiguous()
@@ -552,7 +557,7 @@ class _Mix(torch.autograd.Function):
         grad_w = torch.zeros_like(w)
         grad_state = grad if plan.kind == "full" else grad.transpose(1, 2)
         for stage, state in zip(reversed(plan.stages), reversed(inputs)):
-            layout = _Layout(plan, stage, state)
+            layout = _Layout(plan, stage, state, CPU_CHUNK_ELEMENTS)
             grad_state = _stage_backward(plan, stage, layout, grad_state, weights, grad_w, arena)
             step = plan.steps[stage.first]
             if step.grow_from is not None and not layout.lazy:
@@ -704,7 +709,8 @@ class _MixTiled(torch.autograd.Function):
         state, inputs = _initial(plan, init, w), []
         for stage in plan.stages:
             inputs.append(state)
-            state = _tiled_stage_forward(plan, stage, _Layout(plan, stage, state), weights, arena)
+            state = _tiled_stage_forward(plan, stage, _Layout(plan, stage, state, TILED_CHUNK_ELEMENTS),
+                                         weights, arena)
         ctx.plan = plan
         ctx.save_for_backward(w, *(inputs if ctx.needs_input_grad[0] else ()))
         return state if plan.kind == "full" else state.transpose(1, 2).contiguous()
@@ -717,7 +723,7 @@ class _MixTiled(torch.autograd.Function):
         grad_w = w.new_zeros(w.shape[0], w.shape[1] + 1)
         grad_state = grad if plan.kind == "full" else grad.transpose(1, 2)
         for stage, state in zip(reversed(plan.stages), reversed(inputs)):
-            layout = _Layout(plan, stage, state)
+            layout = _Layout(plan, stage, state, TILED_CHUNK_ELEMENTS)
             grad_state = _tiled_stage_backward(plan, stage, layout, grad_state, weights, grad_w, arena)
             step = plan.steps[stage.first]
             if step.grow_from is not None and not layout.lazy:
