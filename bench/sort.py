@@ -1,14 +1,17 @@
-"""Benchmark lgn.sort: today's permutation kernel against the first one and the dense product.
+"""Benchmark lgn.sort: the permutation kernel against the previous one and the dense product.
 
 Variants of the relaxed permutation ``P`` (same swap weights, bitonic or odd-even, cauchy,
 float32, CPU):
 
 - ``lgn``: ``_mixing.mix`` as shipped: when the batch's largest state exceeds a cache-sized
-  chunk, stage by stage, each stage in chunks of items x columns, checkpoints at stage inputs,
-  recomputation within a stage (``mix_chunked``); below that, the first kernel.
-- ``baseline``: ``_mixing.mix_whole_batch``, the first kernel (whole batch per layer, memory-optimal
-  checkpoints over all layers).
+  chunk, stage by stage, each stage in chunks of items x columns, tiled layers mixed on strided
+  views, ``lo - hi`` of their inputs recomputed within a stage for backward (``mix_tiled``);
+  below that, the first kernel (``mix_whole_batch``).
+- ``baseline``: the previous ``mix``: ``mix_chunked`` (partners gathered, whole states
+  recomputed within a stage) above a chunk, ``mix_whole_batch`` below.
 - ``dense``: one ``(n, n)`` matrix product per layer (small sizes only).
+
+``P`` of ``lgn`` must equal the baseline's to 1e-5 (checked on every row).
 
 Two tables:
 
@@ -17,9 +20,8 @@ Two tables:
    processes hits them alike; each column is the median wall time (and the median CPU time of
    this process, which load inflates less), with the largest differences of ``P`` and of the
    input gradient from the baseline.
-2. Peak memory of forward + backward with the ranking loss (BCE against the true order; for the
-   baseline as first written, ``binary_cross_entropy`` against a one-hot target), each in a
-   fresh process: the resident-set high-water mark (``VmHWM``, reset through
+2. Peak memory of forward + backward with the ranking loss (BCE against the true order), each in
+   a fresh process: the resident-set high-water mark (``VmHWM``, reset through
    ``/proc/self/clear_refs`` after imports and inputs; ``getrusage`` elsewhere) minus the
    resident set then (``growth``), and the whole process's peak.
 
@@ -45,7 +47,17 @@ import torch  # noqa: E402
 from lgn.sort import _mixing, ranking_loss, relaxed_network, sorting_network  # noqa: E402
 
 SIGMOID, STEEPNESS = "cauchy", 10.0
-KERNELS = {"lgn": _mixing.mix, "baseline": _mixing.mix_whole_batch}
+
+
+def _previous_mix(w, plan, init=None):
+    """``_mixing.mix`` before ``mix_tiled``: the same dispatch to the previous chunked kernel."""
+    largest = max((step.cost for step in plan.steps), default=0)
+    if w.device.type == "cpu" and w.shape[0] * largest > _mixing.CPU_CHUNK_ELEMENTS:
+        return _mixing.mix_chunked(w, plan, init)
+    return _mixing.mix_whole_batch(w, plan, init)
+
+
+KERNELS = {"lgn": _mixing.mix, "baseline": _previous_mix}
 
 
 def _inputs(n: int, batch: int, seed: int = 0):
@@ -95,10 +107,13 @@ def speed_table(network: str, configs, dense_limit: int, repeats: int) -> None:
         cell = {m: f"{w:.1f} ({c:.1f})" for m, (w, c) in med.items()}
         perm, grad = results["lgn"]
         base_perm, base_grad = results["baseline"]
+        if not (perm - base_perm).abs().max() <= 1e-5:
+            raise SystemExit(f"n={n} batch={batch}: P differs from the baseline by more than 1e-5")
         dense = cell.get("dense", "skipped")
         print(f"{n:>5} {batch:>5} {cell['lgn']:>17} {cell['baseline']:>17} "
               f"{med['baseline'][0] / med['lgn'][0]:>5.2f}x {dense:>17} "
               f"{(perm - base_perm).abs().max():>8.1e} {(grad - base_grad).abs().max():>10.1e}", flush=True)
+    print("load average (1, 5, 15 min): {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
 
 
 def _status_bytes(field: str) -> int:
@@ -109,17 +124,9 @@ def _status_bytes(field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
-def _loss(method: str):
-    """``ranking_loss``, or for the baseline the loss as first written (a one-hot BCE)."""
-    if method != "baseline":
-        return ranking_loss
-    return lambda perm, order: torch.nn.functional.binary_cross_entropy(
-        perm.clamp(0, 1), torch.nn.functional.one_hot(order, perm.shape[-1]).to(perm.dtype))
-
-
 def _memory_child(n: int, batch: int, network: str, method: str) -> None:
     """Run in a fresh process: print resident memory before and at the peak of fwd + bwd."""
-    loss = _loss(method)
+    loss = ranking_loss
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(batch, n, generator=gen)
     order = torch.argsort(torch.randn(batch, n, generator=gen))

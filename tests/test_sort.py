@@ -120,6 +120,7 @@ def test_backward_keeps_few_states():
 def small_chunks(request, monkeypatch):
     """Tiny CPU chunks, so that small problems split into many items x columns chunks."""
     monkeypatch.setattr(_mixing, "CPU_CHUNK_ELEMENTS", request.param)
+    monkeypatch.setattr(_mixing, "TILED_CHUNK_ELEMENTS", request.param)
     return request.param
 
 
@@ -160,6 +161,60 @@ def test_chunked_kernel_every_sigmoid_and_gradcheck(sigmoid, small_chunks, gen):
         w = torch.rand(2, sorting_network(name, 6).num_comparators, generator=gen, dtype=torch.float64)
         plan = _mixing.full_plan(sorting_network(name, 6), w.device)
         assert torch.autograd.gradcheck(lambda w: _mixing.mix_chunked(w, plan), (w.requires_grad_(),))
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_tiled_kernel_equals_todays_kernels(name, small_chunks, gen):
+    # mix_tiled (strided halves, lo - hi kept for backward) against today's chunked kernel and the
+    # first one on n = 2..64, every sigmoid drawn; float32, so P and gradients must agree closely.
+    for n in range(2, 65):
+        net = sorting_network(name, n)
+        x = torch.randn(3, n, generator=gen) * 2
+        weight = torch.randn(3, n, n, generator=gen)
+        sigmoid = SIGMOIDS[(n + 3) % len(SIGMOIDS)]
+        perm, grad = _permutation_and_grad(_mixing.mix_tiled, x, net, sigmoid, weight)
+        for kernel in (_mixing.mix_chunked, _mixing.mix_whole_batch):
+            base_perm, base_grad = _permutation_and_grad(kernel, x, net, sigmoid, weight)
+            torch.testing.assert_close(perm, base_perm, msg=f"{name} n={n} {sigmoid}")
+            torch.testing.assert_close(grad, base_grad, msg=f"{name} n={n} {sigmoid}")
+
+
+def test_tiles_cover_strided_layers_and_padding():
+    cpu = torch.device("cpu")
+    plan = _mixing.full_plan(bitonic_network(64), cpu)
+    flips = [step for step in plan.steps if step.tile is None]
+    # the flip layer of every merge but the first (there it is the stride-1 layer)
+    assert len(flips) == 5 and all(step.stride is None for step in flips)
+    padded = _mixing.full_plan(bitonic_network(15), cpu)  # one padding row: some empty slots
+    assert any(step.tile is not None and step.tile.columns is not None for step in padded.steps)
+    odd_even = _mixing.full_plan(odd_even_network(9), cpu)
+    assert all(step.tile is not None for step in odd_even.steps)
+
+
+@pytest.mark.parametrize("sigmoid", SIGMOIDS)
+def test_tiled_kernel_gradcheck(sigmoid, small_chunks, gen):
+    for name, n in [("bitonic", 6), ("bitonic", 8), ("odd_even", 7)]:
+        net = sorting_network(name, n)
+        x = torch.randn(2, n, generator=gen, dtype=torch.float64, requires_grad=True)
+
+        def perm(x):
+            _, w = relaxed_network(x, net, sigmoid, 2.0)
+            return _mixing.mix_tiled(w, _mixing.full_plan(net, x.device))
+        assert torch.autograd.gradcheck(perm, (x,))
+
+
+def test_tiled_left_products_equal_the_first_kernel(small_chunks, gen):
+    for n, k in [(9, 1), (16, 3), (33, 33)]:
+        for net in (sorting_network("bitonic", n), sorting_network("odd_even", n), top_k_network(n, k)):
+            w = torch.rand(4, net.num_comparators, generator=gen, dtype=torch.float64, requires_grad=True)
+            init = torch.randn(n, k, generator=gen, dtype=torch.float64)
+            plan = _mixing.left_plan(net, w.device, k)
+            weight = torch.randn(4, k, n, generator=gen, dtype=torch.float64)
+            got = _mixing.mix_tiled(w, plan, init)
+            want = _mixing.mix_whole_batch(w, plan, init)
+            torch.testing.assert_close(got, want)
+            grads = [torch.autograd.grad((y * weight).sum(), w)[0] for y in (got, want)]
+            torch.testing.assert_close(*grads)
 
 
 def test_chunked_left_products_equal_the_first_kernel(small_chunks, gen):

@@ -14,6 +14,9 @@ Three things keep it fast and lean:
 * *Checkpointed backward.* The forward pass keeps the state only at segment starts (about
   ``sqrt(layers)`` of them); the backward pass recomputes one segment at a time and walks it in
   reverse, applying the transposed mixing (``M`` is symmetric) to the gradient.
+* *Tiles.* Most layers (all but the flips of a bitonic merge) pair rows ``(f + 2 d b + t,
+  f + 2 d b + t + d)``: both halves are strided views, so a layer is two ``lerp`` calls without
+  gathers, and the backward pass keeps only ``lo - hi`` of such a layer's input (half a state).
 * *Left products.* When only a few rows of ``P`` are needed (top-k, ranks), ``E^T P`` is built
   by applying the layers in reverse order to the ``(n, k)`` matrix ``E``.
 """
@@ -29,8 +32,38 @@ import torch
 
 from .networks import SortingNetwork
 
-__all__ = ["Plan", "full_plan", "left_plan", "mix", "mix_chunked", "mix_whole_batch",
+__all__ = ["Plan", "full_plan", "left_plan", "mix", "mix_chunked", "mix_tiled", "mix_whole_batch",
            "reference_permutation"]
+
+
+@dataclass(frozen=True)
+class Tile:
+    """A layer whose pairs lie in the regular tiling ``(f + 2 d b + t, f + 2 d b + t + d)``.
+
+    ``b < blocks``, ``t < d``, ``f = first``: both halves of the pairs are strided views of the
+    rows, so mixing them needs no gathers. A slot of the tiling without a comparator has keep
+    weight 1. ``columns`` (``(blocks * d,)``) holds the column of ``w`` of each slot (one past
+    the last comparator for an empty slot), or is ``None`` when slot ``i`` is the layer's
+    comparator ``i``.
+    """
+
+    first: int
+    d: int
+    blocks: int
+    columns: torch.Tensor | None
+
+    @property
+    def stop(self) -> int:
+        return self.first + 2 * self.d * self.blocks
+
+    def halves(self, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The lower and upper rows of the pairs as ``(B, blocks, d, width)`` views."""
+        batch, row, column = state.stride()
+        shape = (state.shape[0], self.blocks, self.d, state.shape[2])
+        strides = (batch, 2 * self.d * row, row, column)
+        offset = state.storage_offset() + self.first * row
+        return (state.as_strided(shape, strides, offset),
+                state.as_strided(shape, strides, offset + self.d * row))
 
 
 @dataclass(frozen=True)
@@ -45,6 +78,7 @@ class Step:
     width: int              # columns of the state during this layer
     grow_from: int | None   # state width before this layer when it must grow first
     stride: int | None = None  # d when the pairs are exactly (b + t, b + t + d), b = 0, 2d, ...
+    tile: Tile | None = None   # the pairs as strided halves of the rows (see :class:`Tile`)
 
     @property
     def cost(self) -> int:
@@ -123,14 +157,42 @@ def _compress(grad: torch.Tensor, new: int, old: int) -> torch.Tensor:
     return blocks.permute(0, 1, 4, 2, 3).reshape(batch, rows, old)
 
 
-def _step_tensors(pairs, rows: int, shift: int, device) -> tuple:
+def _step_tensors(pairs, rows: int, shift: int, device, start: int, empty: int) -> tuple:
+    """Index tensors, stride and tile of a layer whose keep weights are ``w[:, start:]``.
+
+    ``empty`` is the column standing for a slot of the tile without a comparator.
+    """
     lo = [i + shift for i, _ in pairs]
     hi = [j + shift for _, j in pairs]
     partner = list(range(rows))
     for i, j in zip(lo, hi):
         partner[i], partner[j] = j, i
     as_long = functools.partial(torch.tensor, dtype=torch.long, device=device)
-    return as_long(lo), as_long(hi), as_long(partner), _stride(lo, hi, rows)
+    return (as_long(lo), as_long(hi), as_long(partner), _stride(lo, hi, rows),
+            _tile(lo, hi, rows, start, empty, device))
+
+
+def _tile(lo, hi, rows: int, start: int, empty: int, device) -> Tile | None:
+    """The :class:`Tile` holding pairs ``(lo, hi)``, if there is one at least half full."""
+    if not lo or any(j - i != hi[0] - lo[0] for i, j in zip(lo, hi)):
+        return None
+    d, low = hi[0] - lo[0], min(lo)
+    for first in range(low, max(-1, low - d), -1):
+        places = [divmod(i - first, 2 * d) for i in lo]
+        if all(t < d for _, t in places):
+            break
+    else:
+        return None
+    blocks = max(b for b, _ in places) + 1
+    if first + 2 * d * blocks > rows or 2 * len(lo) < blocks * d:
+        return None
+    slots = [b * d + t for b, t in places]
+    if slots == list(range(blocks * d)):
+        return Tile(first, d, blocks, None)
+    columns = [empty] * (blocks * d)
+    for comparator, slot in enumerate(slots):
+        columns[slot] = start + comparator
+    return Tile(first, d, blocks, torch.tensor(columns, dtype=torch.long, device=device))
 
 
 def _stride(lo, hi, rows: int) -> int | None:
@@ -191,12 +253,13 @@ def full_plan(network: SortingNetwork, device: torch.device) -> Plan:
             dense = padded * block >= n * n
         width = n if dense else block
         rows, shift = (n, 0) if dense else (padded, offset)
-        lo, hi, partner, stride = _step_tensors(layer, rows, shift, device)
+        lo, hi, partner, stride, tile = _step_tensors(layer, rows, shift, device, start,
+                                                      network.num_comparators)
         grow = None if width == previous else previous
-        steps.append(Step(lo, hi, partner, start, start + len(layer), width, grow, stride))
+        steps.append(Step(lo, hi, partner, start, start + len(layer), width, grow, stride, tile))
         block, start = (n if dense else block), start + len(layer)
     if not dense:  # the network never connected everything: finish with a dense layout
-        lo, hi, partner, _ = _step_tensors((), n, 0, device)
+        lo, hi, partner, *_ = _step_tensors((), n, 0, device, start, start)
         steps.append(Step(lo, hi, partner, start, start, n, block))
     return _plan("full", n, padded, offset, steps)
 
@@ -206,8 +269,9 @@ def left_plan(network: SortingNetwork, device: torch.device, width: int) -> Plan
     """Plan building ``E^T P`` for an ``(n, width)`` matrix ``E`` (layers applied in reverse)."""
     n, steps, start = network.n, [], network.num_comparators
     for layer in reversed(network.layers):
-        lo, hi, partner, stride = _step_tensors(layer, n, 0, device)
-        steps.append(Step(lo, hi, partner, start - len(layer), start, width, None, stride))
+        lo, hi, partner, stride, tile = _step_tensors(layer, n, 0, device, start - len(layer),
+                                                      network.num_comparators)
+        steps.append(Step(lo, hi, partner, start - len(layer), start, width, None, stride, tile))
         start -= len(layer)
     return _plan("left", n, n, 0, steps)
 
@@ -318,8 +382,11 @@ def _pair_grad(grad: torch.Tensor, before: torch.Tensor, step: Step, arena: _Are
 #: a stage, and back, while its states stay in the cache (tuned with bench/sort.py).
 CPU_CHUNK_ELEMENTS = 1 << 18
 
+#: The same for :func:`mix_tiled`, whose chunks keep half as much per layer (tuned likewise).
+TILED_CHUNK_ELEMENTS = 1 << 19
 
-def _chunks(shape, device: torch.device, align: int) -> list[tuple[int, int, int, int]]:
+
+def _chunks(shape, device: torch.device, align: int, elements: int) -> list[tuple[int, int, int, int]]:
     """Item and column ranges ``(b0, b1, c0, c1)`` of a ``(B, rows, width)`` state, cache-sized.
 
     Column ranges never cross a multiple of ``align``.
@@ -327,8 +394,8 @@ def _chunks(shape, device: torch.device, align: int) -> list[tuple[int, int, int
     batch, rows, width = shape
     if device.type != "cpu":
         return [(0, batch, a, min(a + align, width)) for a in range(0, width, align)]
-    columns = min(align, max(1, CPU_CHUNK_ELEMENTS // max(1, rows)))
-    items = max(1, min(batch, CPU_CHUNK_ELEMENTS // max(1, rows * columns)))
+    columns = min(align, max(1, elements // max(1, rows)))
+    items = max(1, min(batch, elements // max(1, rows * columns)))
     return [(b, min(b + items, batch), c, min(c + columns, a + align, width))
             for b in range(0, batch, items)
             for a in range(0, width, align) for c in range(a, min(a + align, width), columns)]
@@ -363,11 +430,12 @@ class _Layout:
     and chunks slice it.
     """
 
-    def __init__(self, plan: Plan, stage: Stage, state: torch.Tensor):
+    def __init__(self, plan: Plan, stage: Stage, state: torch.Tensor, elements: int):
         step = plan.steps[stage.first]
         self.width = step.width
         # lazy only where old blocks are wide enough for chunks of 64 columns (or a full chunk)
-        natural = min(step.width, LAZY_COLUMNS, max(1, CPU_CHUNK_ELEMENTS // max(1, state.shape[1])))
+        self.elements = elements
+        natural = min(step.width, LAZY_COLUMNS, max(1, elements // max(1, state.shape[1])))
         self.lazy = (step.grow_from is not None and step.grow_from >= natural and state.device.type == "cpu"
                      and not (plan.kind == "full" and step.width == plan.n and plan.offset))
         if self.lazy:
@@ -378,7 +446,7 @@ class _Layout:
             self.shape = self.input.shape
 
     def chunks(self):
-        return _chunks(self.shape, self.input.device, self.old)
+        return _chunks(self.shape, self.input.device, self.old, self.elements)
 
     def _blocks(self, tensor: torch.Tensor, width: int) -> torch.Tensor:
         rows = tensor.shape[1]
@@ -475,7 +543,8 @@ class _Mix(torch.autograd.Function):
         state, inputs = _initial(plan, init, w), []
         for stage in plan.stages:
             inputs.append(state)
-            state = _stage_forward(plan, stage, _Layout(plan, stage, state), weights, arena)
+            state = _stage_forward(plan, stage, _Layout(plan, stage, state, CPU_CHUNK_ELEMENTS),
+                                   weights, arena)
         ctx.plan = plan
         ctx.save_for_backward(w, *(inputs if ctx.needs_input_grad[0] else ()))
         return state if plan.kind == "full" else state.transpose(1, 2).contiguous()
@@ -488,12 +557,178 @@ class _Mix(torch.autograd.Function):
         grad_w = torch.zeros_like(w)
         grad_state = grad if plan.kind == "full" else grad.transpose(1, 2)
         for stage, state in zip(reversed(plan.stages), reversed(inputs)):
-            layout = _Layout(plan, stage, state)
+            layout = _Layout(plan, stage, state, CPU_CHUNK_ELEMENTS)
             grad_state = _stage_backward(plan, stage, layout, grad_state, weights, grad_w, arena)
             step = plan.steps[stage.first]
             if step.grow_from is not None and not layout.lazy:
                 grad_state = plan.shrink(grad_state, step.grow_from, step.width)
         return grad_w, None, None
+
+
+def _tile_weights(plan: Plan, w: torch.Tensor) -> list[torch.Tensor]:
+    """Partner weights ``1 - k`` of each step: ``(B, blocks, d, 1)`` per slot of a tiled step
+    (0 for an empty slot), ``(B, rows, 1)`` per row of another one."""
+    rows = _partner_weights(plan, w)
+    if not any(step.tile is not None and step.tile.columns is not None for step in plan.steps):
+        padded = w
+    else:
+        padded = torch.cat([w, w.new_ones(w.shape[0], 1)], 1)
+    weights = []
+    for step, per_row in zip(plan.steps, rows):
+        tile = step.tile
+        if tile is None:
+            weights.append(per_row)
+            continue
+        keep = w[:, step.start:step.stop] if tile.columns is None else padded.index_select(1, tile.columns)
+        weights.append((1 - keep).view(w.shape[0], tile.blocks, tile.d, 1))
+    return weights
+
+
+def _mix_tiled(state: torch.Tensor, step: Step, weight: torch.Tensor, arena: _Arena,
+               out: torch.Tensor) -> torch.Tensor:
+    """Write the layer's mixing of ``state`` to ``out`` (never ``state``): for a tiled step, one
+    ``lerp`` per half of the pairs on strided views; otherwise gather the partners."""
+    tile = step.tile
+    if tile is None:
+        return _mix_weighted(state, step, weight, arena, out)
+    lo, hi = tile.halves(state)
+    out_lo, out_hi = tile.halves(out)
+    torch.lerp(lo, hi, weight, out=out_lo)
+    torch.lerp(hi, lo, weight, out=out_hi)
+    if tile.first:
+        out[:, :tile.first] = state[:, :tile.first]
+    if tile.stop < state.shape[1]:
+        out[:, tile.stop:] = state[:, tile.stop:]
+    return out
+
+
+class _PingPong:
+    """Two chunk buffers of an arena: :meth:`other` is the one that is not ``state``."""
+
+    def __init__(self, arena: _Arena, name: str, shape):
+        self.buffers = arena.view(name + "-a", shape), arena.view(name + "-b", shape)
+
+    def other(self, state: torch.Tensor) -> torch.Tensor:
+        return self.buffers[self.buffers[0].data_ptr() == state.data_ptr()]
+
+
+def _tape_rows(step: Step) -> int:
+    """Rows a step keeps for its backward pass: ``lo - hi`` per tile slot, else its input."""
+    if step.tile is not None:
+        return step.tile.blocks * step.tile.d
+    return step.partner.numel() if step.lo.numel() else 0
+
+
+def _tiled_stage_forward(plan: Plan, stage: Stage, layout: _Layout, weights, arena: _Arena) -> torch.Tensor:
+    """Return the state after the steps of ``stage``, chunk by chunk, the last step writing
+    straight into the output."""
+    out = layout.input.new_empty(layout.shape)
+    for b0, b1, c0, c1 in layout.chunks():
+        state = layout.source(b0, b1, c0, c1, arena)
+        buffers = _PingPong(arena, "state", state.shape)
+        for s in range(stage.first, stage.stop):
+            target = out[b0:b1, :, c0:c1] if s == stage.stop - 1 else buffers.other(state)
+            state = _mix_tiled(state, plan.steps[s], weights[s][b0:b1], arena, target)
+    return out
+
+
+def _tiled_stage_backward(plan: Plan, stage: Stage, layout: _Layout, grad_out: torch.Tensor, weights,
+                          grad_w: torch.Tensor, arena: _Arena) -> torch.Tensor:
+    """Return the gradient at the entry of ``stage`` (narrow when it grows) from ``grad_out``.
+
+    Chunk by chunk: run the chunk from the entry to its checkpoints, then recompute each
+    segment keeping what the backward pass needs (for a tiled step only ``lo - hi``, half a
+    state) and walk it in reverse, adding ``dL/dw`` to ``grad_w`` (a column past the last
+    comparator collects empty slots) and mixing the gradient by the transposed layers.
+    """
+    grad_in = layout.new_gradient()
+    bounds = [stage.first + c for c in stage.checkpoints] + [stage.stop]
+    segments = list(zip(bounds, bounds[1:]))
+    tape_rows = max(sum(_tape_rows(plan.steps[s]) for s in range(a, b)) for a, b in segments)
+    for b0, b1, c0, c1 in layout.chunks():
+        shape = (b1 - b0, layout.shape[1], c1 - c0)
+        per_row = (b1 - b0) * (c1 - c0)
+        states, grads = _PingPong(arena, "state", shape), _PingPong(arena, "grad", shape)
+        arena.view("tape", (tape_rows * per_row,))  # allocated once at full size
+        arena.view("checkpoints", ((len(segments) - 1) * math.prod(shape),))
+        saved = [layout.source(b0, b1, c0, c1, arena)]
+        for k, (first, stop) in enumerate(segments[:-1]):
+            state = saved[-1]
+            for s in range(first, stop):
+                target = arena.view("checkpoints", shape, k * math.prod(shape)) if s == stop - 1 \
+                    else states.other(state)
+                state = _mix_tiled(state, plan.steps[s], weights[s][b0:b1], arena, target)
+            saved.append(state)
+        grad = grad_out[b0:b1, :, c0:c1]  # read in place by a tiled step, copied before another
+        for first, stop in reversed(segments):
+            tape, used, state = [], 0, saved.pop()
+            for s in range(first, stop):
+                step = plan.steps[s]
+                if step.tile is not None:
+                    lo, hi = step.tile.halves(state)
+                    tape.append(torch.sub(lo, hi, out=arena.view("tape", lo.shape, used)))
+                elif step.lo.numel():
+                    tape.append(state)
+                else:
+                    tape.append(None)
+                used += _tape_rows(step) * per_row
+                if s + 1 < stop:
+                    following = plan.steps[s + 1]
+                    if following.tile is None and following.lo.numel():  # its input is kept
+                        target = arena.view("tape", shape, used)
+                    else:
+                        target = states.other(state)
+                    state = _mix_tiled(state, step, weights[s][b0:b1], arena, target)
+            for s in reversed(range(first, stop)):
+                step, kept, weight = plan.steps[s], tape.pop(), weights[s][b0:b1]
+                if step.tile is not None:
+                    lo, hi = step.tile.halves(grad)
+                    diff = torch.sub(lo, hi, out=arena.view("diff", lo.shape))
+                    grad = _mix_tiled(grad, step, weight, arena, grads.other(grad))
+                    pair = diff.mul_(kept).sum(-1).view(b1 - b0, -1)
+                    if step.tile.columns is None:
+                        grad_w[b0:b1, step.start:step.stop] += pair
+                    else:
+                        grad_w[b0:b1].index_add_(1, step.tile.columns, pair)
+                elif step.lo.numel():
+                    if grad.data_ptr() not in {b.data_ptr() for b in grads.buffers}:
+                        grad = grads.buffers[0].copy_(grad)
+                    grad_w[b0:b1, step.start:step.stop] += _pair_grad(grad, kept, step, arena)
+                    _mix_weighted(grad, step, weight, arena, grad)
+        layout.put_gradient(grad_in, grad, b0, b1, c0, c1)
+    return grad_in
+
+
+class _MixTiled(torch.autograd.Function):
+    """:class:`_Mix` with tiled steps mixed on strided views (no gathers) and a backward pass
+    that keeps ``lo - hi`` of a tiled step's input instead of the input itself."""
+
+    @staticmethod
+    def forward(ctx, w, plan, init):
+        weights, arena = _tile_weights(plan, w), _Arena(w)
+        state, inputs = _initial(plan, init, w), []
+        for stage in plan.stages:
+            inputs.append(state)
+            state = _tiled_stage_forward(plan, stage, _Layout(plan, stage, state, TILED_CHUNK_ELEMENTS),
+                                         weights, arena)
+        ctx.plan = plan
+        ctx.save_for_backward(w, *(inputs if ctx.needs_input_grad[0] else ()))
+        return state if plan.kind == "full" else state.transpose(1, 2).contiguous()
+
+    @staticmethod
+    def backward(ctx, grad):
+        plan = ctx.plan
+        w, *inputs = ctx.saved_tensors
+        weights, arena = _tile_weights(plan, w), _Arena(w)
+        grad_w = w.new_zeros(w.shape[0], w.shape[1] + 1)
+        grad_state = grad if plan.kind == "full" else grad.transpose(1, 2)
+        for stage, state in zip(reversed(plan.stages), reversed(inputs)):
+            layout = _Layout(plan, stage, state, TILED_CHUNK_ELEMENTS)
+            grad_state = _tiled_stage_backward(plan, stage, layout, grad_state, weights, grad_w, arena)
+            step = plan.steps[stage.first]
+            if step.grow_from is not None and not layout.lazy:
+                grad_state = plan.shrink(grad_state, step.grow_from, step.width)
+        return grad_w[:, :-1], None, None
 
 
 class _MixWholeBatch(torch.autograd.Function):
@@ -572,8 +807,13 @@ def mix_whole_batch(w: torch.Tensor, plan: Plan, init: torch.Tensor | None = Non
 
 
 def mix_chunked(w: torch.Tensor, plan: Plan, init: torch.Tensor | None = None) -> torch.Tensor:
-    """:func:`mix` stage by stage in cache-sized chunks of items x columns."""
+    """The previous :func:`mix` above a chunk (partners gathered; the baseline of ``bench/sort.py``)."""
     return _Mix.apply(w, plan, init)
+
+
+def mix_tiled(w: torch.Tensor, plan: Plan, init: torch.Tensor | None = None) -> torch.Tensor:
+    """:func:`mix_chunked` mixing tiled steps on strided views, keeping half states for backward."""
+    return _MixTiled.apply(w, plan, init)
 
 
 def mix(w: torch.Tensor, plan: Plan, init: torch.Tensor | None = None) -> torch.Tensor:
@@ -583,14 +823,14 @@ def mix(w: torch.Tensor, plan: Plan, init: torch.Tensor | None = None) -> torch.
     with ``init = E`` ``(n, width)``.
 
     On the CPU, when the batch's largest state exceeds a cache-sized chunk, this is
-    :func:`mix_chunked` (memory in the backward pass: the stage inputs, about one ``P`` for a
+    :func:`mix_tiled` (memory in the backward pass: the stage inputs, about one ``P`` for a
     bitonic network, plus cache-sized chunk buffers); otherwise, and on other devices, it is
     :func:`mix_whole_batch` (the segment checkpoints plus one segment of states, about
     ``2 sqrt(layers)`` states of the block-compressed size).
     """
     largest = max((step.cost for step in plan.steps), default=0)
     if w.device.type == "cpu" and w.shape[0] * largest > CPU_CHUNK_ELEMENTS:
-        return _Mix.apply(w, plan, init)
+        return _MixTiled.apply(w, plan, init)
     return _MixWholeBatch.apply(w, plan, init)
 
 
