@@ -64,8 +64,9 @@ ARCH_PRESETS["dense"] = PRESETS
 ARCH_PRESETS["lut"] = {
     "digits": dict(arch="thermo(3, uniform) lut(800, k=6, m=16) lut(100, k=6, m=16) groupsum(tau=2.5)",
                    epochs=80, batch_size=64, lr=0.05, lr_schedule="cosine"),
-    "fashion-mnist": dict(arch="thermo(3, uniform) lut(2400, k=6, m=8) lut(400, k=6, m=8) groupsum(tau=6)",
-                          epochs=4, batch_size=256, lr=0.03, lr_schedule="cosine", init="residual"),
+    # 5000 first-layer LUTs choosing among 16 candidates each; 1000 outputs (100 per class).
+    "fashion-mnist": dict(arch="thermo(3, uniform) lut(5000, k=6, m=16) lut(1000, k=6, m=8) groupsum(tau=10)",
+                          epochs=3, batch_size=128, lr=0.03, lr_schedule="cosine", init="residual"),
 }
 
 
