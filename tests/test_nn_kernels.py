@@ -148,26 +148,29 @@ def test_eval_is_bit_identical_to_the_first_kernel(parametrization):
             h = nxt
 
 
+def _loss_curve(forward_of, parametrization, *, seed, init, data_seed, steps, batch):
+    """Training losses of a small LogicNet whose forward pass is ``forward_of(model)``."""
+    model = LogicNet(Thermometer.uniform(8, 2, 0, 1), 4, layers=3, width=240, seed=seed,
+                     parametrization=parametrization, init=init)
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    gen = torch.Generator().manual_seed(data_seed)
+    losses = []
+    for _ in range(steps):
+        x = torch.rand(batch, 8, generator=gen)
+        y = (x[:, 0] > x[:, 1]).long() + 2 * (x[:, 2] > 0.5).long()
+        loss = torch.nn.functional.cross_entropy(forward_of(model)(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return torch.tensor(losses)
+
+
 @pytest.mark.parametrize("parametrization", PARAMETRIZATIONS)
 def test_training_follows_the_same_loss_curve(parametrization):
-    def train(forward_of):
-        model = LogicNet(Thermometer.uniform(8, 2, 0, 1), 4, layers=3, width=240, seed=1,
-                         parametrization=parametrization, init="residual")
-        opt = torch.optim.Adam(model.parameters(), lr=0.05)
-        gen = torch.Generator().manual_seed(2)
-        losses = []
-        for _ in range(40):
-            x = torch.rand(64, 8, generator=gen)
-            y = (x[:, 0] > x[:, 1]).long() + 2 * (x[:, 2] > 0.5).long()
-            loss = torch.nn.functional.cross_entropy(forward_of(model)(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
-        return torch.tensor(losses)
-
-    new = train(lambda model: model)
-    old = train(lambda model: lambda x: _batch_major_forward(model, x))
+    options = dict(seed=1, init="residual", data_seed=2, steps=40, batch=64)
+    new = _loss_curve(lambda model: model, parametrization, **options)
+    old = _loss_curve(lambda model: lambda x: _batch_major_forward(model, x), parametrization, **options)
     torch.testing.assert_close(new, old, rtol=1e-4, atol=1e-5)
     assert new[-5:].mean() < new[:5].mean() - 0.1  # it learns
 
@@ -190,24 +193,9 @@ def _reference_forward(model, x):
 
 @pytest.mark.parametrize("parametrization", PARAMETRIZATIONS)
 def test_training_follows_the_reference_formula_loss_curve(parametrization):
-    def train(forward_of):
-        model = LogicNet(Thermometer.uniform(8, 2, 0, 1), 4, layers=3, width=240, seed=4,
-                         parametrization=parametrization, init="random")
-        opt = torch.optim.Adam(model.parameters(), lr=0.05)
-        gen = torch.Generator().manual_seed(3)
-        losses = []
-        for _ in range(30):
-            x = torch.rand(128, 8, generator=gen)
-            y = (x[:, 0] > x[:, 1]).long() + 2 * (x[:, 2] > 0.5).long()
-            loss = torch.nn.functional.cross_entropy(forward_of(model)(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
-        return torch.tensor(losses)
-
-    new = train(lambda model: model)
-    reference = train(lambda model: lambda x: _reference_forward(model, x))
+    options = dict(seed=4, init="random", data_seed=3, steps=30, batch=128)
+    new = _loss_curve(lambda model: model, parametrization, **options)
+    reference = _loss_curve(lambda model: lambda x: _reference_forward(model, x), parametrization, **options)
     torch.testing.assert_close(new, reference, rtol=1e-4, atol=1e-5)
     assert new[-5:].mean() < new[:5].mean() - 0.05  # it learns
 
