@@ -402,3 +402,12 @@ def test_bad_input_raises_sort_error(call, message):
     with pytest.raises(SortError, match=message):
         call()
     assert issubclass(SortError, ValueError)
+
+
+@pytest.mark.parametrize("text, expected", [("2048K\n", 2 << 20), ("1M", 1 << 20), ("524288", 1 << 19),
+                                            ("", 2 << 20), ("big", 2 << 20)])
+def test_l2_size_from_sysfs_text(tmp_path, text, expected):
+    size = tmp_path / "size"
+    size.write_text(text)
+    assert _mixing._l2_bytes(str(size)) == expected
+    assert _mixing._l2_bytes(str(tmp_path / "missing")) == 2 << 20

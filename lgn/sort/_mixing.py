@@ -382,10 +382,10 @@ def _pair_grad(grad: torch.Tensor, before: torch.Tensor, step: Step, arena: _Are
 #: a stage, and back, while its states stay in the cache (tuned with bench/sort.py).
 CPU_CHUNK_ELEMENTS = 1 << 18
 
-def _l2_bytes(default: int = 2 << 20) -> int:
+def _l2_bytes(path: str = "/sys/devices/system/cpu/cpu0/cache/index2/size", default: int = 2 << 20) -> int:
     """The per-core L2 cache size (Linux sysfs), or ``default`` where it cannot be read."""
     try:
-        with open("/sys/devices/system/cpu/cpu0/cache/index2/size") as size:
+        with open(path) as size:
             text = size.read().strip().upper()
         return int(text[:-1]) << {"K": 10, "M": 20}[text[-1]] if text[-1] in "KM" else int(text)
     except (OSError, ValueError, KeyError, IndexError):
