@@ -398,3 +398,17 @@ def test_matrix_equals_reference(rng, style, word_bits):
                              encoding=encoding)
         model = c.build(net, style=style, word_bits=word_bits, cflags=FAST, chunk_gates=50)
         check_c_model(model, net, random_features(rng, net, 2 * word_bits + 7))
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8"])
+def test_vector_compare_of_short_runs_builds_strict_at_Os(dtype):
+    """31 thresholds in one run: GCC -Os warned (-Warray-bounds) on the 32-wide loop it never runs."""
+    thresholds = 31
+    enc = ThermometerEncoding(20, [i % 20 for i in range(thresholds)], [float(10 + i) for i in range(thresholds)],
+                              dtype)
+    net = Netlist(thresholds, np.array([6], dtype=np.uint8), [2], [2 + thresholds - 1], [2 + thresholds],
+                  num_classes=1, encoding=enc)
+    for flags in (("-Os",), ("-Os", "-ffreestanding")):
+        model = c.build(net, cc=tool("gcc"), cflags=(*STRICT, *flags))
+        x = (np.arange(40 * 20) % 250 - (125 if dtype == 'int8' else 0)).astype(dtype).reshape(40, 20)
+        assert np.array_equal(model.scores(x), reference.scores(net, reference.encode(net, x)))
