@@ -232,6 +232,28 @@ def test_lut_resume_continues_exactly(small_digits, tmp_path):
     assert resumed.model.layers[0].selector.temperature == straight.model.layers[0].selector.temperature
 
 
+def test_loaded_learned_wiring_keeps_its_temperature_and_relaxed_accuracy(small_digits, tmp_path):
+    """The checkpoint stores the source-choice temperature: the relaxed model after load_model is
+    the one the run evaluated last (same relaxed accuracy); a bad stored value is one clear line."""
+    from lgn.train import evaluate_accuracy, load_model, train
+    from lgn.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+    result = train(lut_config(epochs=1, temperature_end=0.05), small_digits, out=tmp_path / "m.pt", progress=False,
+                   log=lambda s: None)
+    model, _ = load_model(tmp_path / "m.pt")
+    selectors = [m for m in model.modules() if isinstance(m, C.SourceSelector)]
+    assert selectors and all(m.temperature == result.model.layers[0].selector.temperature for m in selectors)
+    assert selectors[0].temperature < 1.0
+    x = torch.as_tensor(small_digits.x_test, dtype=torch.float32)
+    y = torch.as_tensor(small_digits.y_test)
+    assert evaluate_accuracy(model, x, y, relaxed=True) == result.history[-1]["relaxed_acc"]
+    state = load_checkpoint(tmp_path / "m.pt")
+    state["temperature"] = -1.0
+    save_checkpoint(tmp_path / "bad.pt", state)
+    with pytest.raises(CheckpointError, match="field 'temperature' is not a positive number"):
+        load_model(tmp_path / "bad.pt")
+
+
 def test_cli_digits_lut_preset_end_to_end(tmp_path):
     """``lgn train --dataset digits --arch lut`` cut to a few steps, --resume, eval; lowered == packed."""
     from click.testing import CliRunner

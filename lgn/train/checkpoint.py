@@ -34,6 +34,7 @@ from lgn import files
 from lgn.compile.netlist import FEATURE_DTYPES, MAX_INPUTS
 from lgn.files import InputFileError, OutputPathError, write_atomic
 from lgn.nn import LogicStack, Thermometer, spec
+from lgn.nn.connectivity import set_temperature
 from lgn.nn.modules import CONNECTIONS, INITS, PARAMETRIZATIONS
 
 __all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "build_model", "load_model",
@@ -206,6 +207,8 @@ def _check_training_state(path: Path, state: dict) -> None:
     for key in ("epoch", "batch", "step"):
         if key in state and not (_is_int(state[key]) and 0 <= state[key] < 1 << 62):
             raise CheckpointError(f"{path}: field '{key}' is not a count ({_short(state[key])})")
+    if "temperature" in state and not (isinstance(state["temperature"], float) and 0 < state["temperature"] < math.inf):
+        raise CheckpointError(f"{path}: field 'temperature' is not a positive number ({_short(state['temperature'])})")
     kinds = {"optimizer": dict, "history": list, "rng": torch.Tensor, "perm": torch.Tensor}
     for key, kind in kinds.items():
         if key in state and not isinstance(state[key], kind):
@@ -370,4 +373,6 @@ def load_model(path: str | os.PathLike, state: dict | None = None) -> tuple[Logi
         model.load_state_dict(weights)
     except (TypeError, ValueError, RuntimeError) as exc:  # a safety net: the checks above agree
         raise CheckpointError(f"{path}: config is invalid: {files.first_line(exc)}") from None
+    if "temperature" in state:  # learned wiring: the relaxed model as it was when saved
+        set_temperature(model, state["temperature"])
     return model.eval(), config

@@ -444,6 +444,9 @@ def train(config: TrainConfig, data, out: str | os.PathLike | None = None, resum
             "perm": current_perm if current_perm is not None else torch.empty(0, dtype=torch.int64),
             "history": history,
             "epoch_loss": [loss_sum, loss_count], "seconds": round(elapsed + time.time() - start_time, 2),
+            # learned wiring: the source-choice temperature the relaxed model has now
+            **({"temperature": next(m.temperature for m in model.modules() if isinstance(m, SourceSelector))}
+               if learned_wiring else {}),
         }
 
     last_good = None
