@@ -382,6 +382,7 @@ def _pair_grad(grad: torch.Tensor, before: torch.Tensor, step: Step, arena: _Are
 #: a stage, and back, while its states stay in the cache (tuned with bench/sort.py).
 CPU_CHUNK_ELEMENTS = 1 << 18
 
+
 def _l2_bytes(path: str = "/sys/devices/system/cpu/cpu0/cache/index2/size", default: int = 2 << 20) -> int:
     """The per-core L2 cache size (Linux sysfs), or ``default`` where it cannot be read."""
     try:
