@@ -434,6 +434,8 @@ def train(config: TrainConfig, data, out: str | os.PathLike | None = None, resum
     num_batches = math.ceil(len(x_train) / config.batch_size)
     total_steps = config.steps if config.steps is not None else config.epochs * num_batches
 
+    selectors = [m for m in model.modules() if isinstance(m, SourceSelector)]  # learned wiring
+
     def snapshot(next_epoch, next_batch, current_perm):
         return {
             "config": dataclasses.asdict(config),
@@ -445,8 +447,7 @@ def train(config: TrainConfig, data, out: str | os.PathLike | None = None, resum
             "history": history,
             "epoch_loss": [loss_sum, loss_count], "seconds": round(elapsed + time.time() - start_time, 2),
             # learned wiring: the source-choice temperature the relaxed model has now
-            **({"temperature": next(m.temperature for m in model.modules() if isinstance(m, SourceSelector))}
-               if learned_wiring else {}),
+            **({"temperature": selectors[0].temperature} if selectors else {}),
         }
 
     last_good = None
@@ -465,7 +466,6 @@ def train(config: TrainConfig, data, out: str | os.PathLike | None = None, resum
     pass_through = _pass_through_targets(model) if config.pass_decay else []
     if progress is None:
         progress = _is_terminal(sys.stderr)
-    learned_wiring = any(isinstance(m, SourceSelector) for m in model.modules())
     bar = _progress(total_steps, step, enabled=progress and rank == 0)
     interrupted = False
     start_time = time.time()
@@ -480,7 +480,7 @@ def train(config: TrainConfig, data, out: str | os.PathLike | None = None, resum
                 idx = perm[batch * config.batch_size : (batch + 1) * config.batch_size]
                 xb = _augment(x_train[idx], config.image_shape, augment, generator) if augment else x_train[idx]
                 xb, yb = xb[rank::world].to(device), y_train[idx[rank::world]].to(device)
-                if learned_wiring:
+                if selectors:
                     temperature = temperature_at(step, total_steps, config.temperature, config.temperature_end)
                     set_temperature(model, temperature)
                 loss = cross_entropy(ddp_model(xb), yb)
