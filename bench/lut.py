@@ -4,8 +4,10 @@ One layer (``--inputs`` -> ``--nodes``) + GroupSum(10) + cross entropy, forward 
 into the layer's input, as for a hidden layer) + Adam, 1 thread by default. Variants:
 
     gate2       lgn.nn.LogicLayer, parametrization='table' (the baseline: 4 logits per node)
-    lut6        lgn.nn.lut.LutLayer(k=6): matrix product over 3 inputs + 3 lerp rounds, chunked
-                custom autograd that saves only its inputs
+    lut6        lgn.nn.lut.LutLayer(k=6) with its fused C kernel (lut_kernel.c): one block of
+                samples per vector register, the backward recomputing its block's forward
+    lut6-torch  the same layer on its torch path (LGN_LUT_KERNEL=torch, the previous kernel):
+                matrix product over 3 inputs + 3 lerp rounds, chunked custom autograd
     lut6-halve  alternative: the same 6 rounds of halving (``t0 + x (t1 - t0)``, last input
                 first) in a chunked custom autograd whose backward recomputes the rounds
     lut6-lerp   alternative: autograd through 6 rounds of lerp halving the 64-entry tables
@@ -32,7 +34,7 @@ from _timing import current_rss_kb
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-VARIANTS = ("gate2", "lut6", "lut6-halve", "lut6-lerp", "lut6-naive")
+VARIANTS = ("gate2", "lut6", "lut6-torch", "lut6-halve", "lut6-lerp", "lut6-naive")
 ALTERNATIVES = ("lut6-lerp", "lut6-naive")
 
 
@@ -110,7 +112,8 @@ def measure(variant: str, args) -> dict:
         layer = LogicLayer(args.inputs, args.nodes, parametrization="table")
     else:
         layer = lut.LutLayer(args.inputs, args.nodes, k=6)
-        if variant != "lut6":
+        lut.KERNEL = "native" if variant == "lut6" else "torch"
+        if variant not in ("lut6", "lut6-torch"):
             relaxed = {"lut6-halve": halving, "lut6-lerp": lerp_tree}.get(variant, lut.lut_layer_reference)
             layer.forward = lambda x: relaxed(x, layer.inputs, lut.lut_table(layer.weights))
     head = GroupSum(10, tau=10.0)
@@ -126,7 +129,7 @@ def measure(variant: str, args) -> dict:
         optimizer.step()
 
     base_rss = current_rss_kb()
-    step()  # warm-up: allocates Adam state
+    step()  # warm-up: allocates Adam state (and builds the fused kernel, or takes it from its cache)
     cpu, wall = [], []
     for _ in range(args.alt_steps if variant in ALTERNATIVES else args.steps):
         c, w = time.process_time(), time.perf_counter()

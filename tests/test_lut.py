@@ -28,14 +28,17 @@ def expectation_by_enumeration(x, inputs, table):
     return torch.stack(out)
 
 
-@pytest.fixture(params=[None, 64], ids=["one-chunk", "many-chunks"])
-def chunking(request, monkeypatch):
-    if request.param:
-        monkeypatch.setattr(lut, "_CHUNK_ELEMENTS", request.param)
+@pytest.fixture(params=["fused", "torch-one-chunk", "torch-many-chunks"])
+def kernel(request, monkeypatch):
+    """Each relaxed-layer kernel: the fused C one (which must build here) and the torch path,
+    the latter also cut into chunks of a few nodes."""
+    monkeypatch.setattr(lut, "KERNEL", "native" if request.param == "fused" else "torch")
+    if request.param == "torch-many-chunks":
+        monkeypatch.setattr(lut, "_CHUNK_ELEMENTS", 64)
 
 
 @pytest.mark.parametrize("k", [1, 2, 3, 4])
-def test_relaxation_is_the_exact_expectation_values_and_gradients(k, chunking):
+def test_relaxation_is_the_exact_expectation_values_and_gradients(k, kernel):
     g = torch.Generator().manual_seed(k)
     x = torch.rand(3, 9, dtype=torch.float64, generator=g, requires_grad=True)
     inputs = torch.randint(0, 9, (7, k), generator=g)
@@ -51,7 +54,7 @@ def test_relaxation_is_the_exact_expectation_values_and_gradients(k, chunking):
 
 
 @pytest.mark.parametrize("k", [1, 2, 3, 4, 5, 6])
-def test_gradcheck_float64(k, chunking):
+def test_gradcheck_float64(k, kernel):
     g = torch.Generator().manual_seed(10 + k)
     x = torch.rand(4, 11, dtype=torch.float64, generator=g, requires_grad=True)
     inputs = torch.randint(0, 11, (5, k), generator=g)
@@ -62,7 +65,7 @@ def test_gradcheck_float64(k, chunking):
 
 @pytest.mark.parametrize("batch", [1, 3, 128])
 @pytest.mark.parametrize("k", [1, 2, 3, 4, 5, 6])
-def test_every_k_and_batch_equals_the_enumeration_values_and_gradients(k, batch, chunking):
+def test_every_k_and_batch_equals_the_enumeration_values_and_gradients(k, batch, kernel):
     """Against lut_layer_reference (the 2^k pattern products through autograd), float64, and
     float32 within float32 rounding of the float64 result."""
     g = torch.Generator().manual_seed(100 * k + batch)
@@ -86,7 +89,7 @@ def test_every_k_and_batch_equals_the_enumeration_values_and_gradients(k, batch,
 
 
 @pytest.mark.parametrize("k", [5, 6])
-def test_large_k_matches_the_reference_with_batch_dims(k, chunking):
+def test_large_k_matches_the_reference_with_batch_dims(k, kernel):
     g = torch.Generator().manual_seed(k)
     x = torch.rand(2, 3, 20, generator=g)
     inputs = lut.lut_sources(20, 33, k, "random", g)
@@ -182,7 +185,7 @@ def test_bad_options():
         lut.lut_layer(torch.rand(2, 8), torch.zeros(3, 7, dtype=torch.long), torch.rand(3, 128))
 
 
-def test_a_lut6_node_learns_any_function_of_its_inputs():
+def test_a_lut6_node_learns_any_function_of_its_inputs(kernel):
     torch.manual_seed(0)
     target = torch.randint(0, 2, (64,)).float()  # a random 6-input Boolean function
     x = torch.tensor([[(i >> j) & 1 for j in range(6)] for i in range(64)], dtype=torch.float32)
@@ -197,7 +200,7 @@ def test_a_lut6_node_learns_any_function_of_its_inputs():
 
 
 @pytest.mark.parametrize("k", [1, 4, 6])
-def test_empty_batch_and_unbatched_input(k):
+def test_empty_batch_and_unbatched_input(k, kernel):
     layer = lut.LutLayer(10, 5, k=k)
     x = torch.rand(0, 10, requires_grad=True)
     layer(x).sum().backward()
@@ -205,3 +208,100 @@ def test_empty_batch_and_unbatched_input(k):
     single = torch.rand(10)
     torch.testing.assert_close(layer(single), layer(single.unsqueeze(0))[0])
     assert layer.eval()(single).shape == (5,) and layer(torch.rand(0, 10)).shape == (0, 5)
+
+
+# ----------------------------------------------------------------------------- the fused kernel
+def _compare_with_the_torch_path(monkeypatch, dtype, ks=range(1, 7), batches=(1, 7, 16, 33, 130)):
+    """The active fused kernel against the torch path: values and both gradients."""
+    atol = 1e-12 if dtype == torch.float64 else 2e-5
+    for k in ks:
+        for batch in batches:
+            g = torch.Generator().manual_seed(1000 * k + batch)
+            x = torch.rand(batch, 19, dtype=dtype, generator=g, requires_grad=True)
+            inputs = torch.randint(0, 19, (23, k), generator=g)
+            table = torch.rand(23, 1 << k, dtype=dtype, generator=g, requires_grad=True)
+            weights = torch.randn(batch, 23, dtype=dtype, generator=g)
+            results = []
+            for kernel in ("native", "torch"):
+                monkeypatch.setattr(lut, "KERNEL", kernel)
+                y = lut.lut_layer(x, inputs, table)
+                results.append((y, *torch.autograd.grad((y * weights).sum(), (x, table))))
+            for fused, plain in zip(*results):
+                torch.testing.assert_close(fused, plain, rtol=0, atol=atol * max(1, batch / 16))
+
+
+def test_the_fused_kernel_builds_here_for_both_dtypes():
+    """A C compiler is a test requirement: without the fused kernel LUT layers train 3-4x slower."""
+    for dtype in ("float32", "float64"):
+        assert lut._native.lut_kernels(dtype) is not None
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_the_fused_kernel_equals_the_torch_path_on_every_k_and_ragged_batches(dtype, monkeypatch):
+    _compare_with_the_torch_path(monkeypatch, dtype)
+
+
+@pytest.mark.parametrize("threads, columns", [(2, 64), (3, 16)])
+def test_the_fused_kernel_splits_the_batch_over_threads_exactly(threads, columns, monkeypatch):
+    previous = torch.get_num_threads()
+    monkeypatch.setattr(lut, "_SLICE_COLUMNS", columns)
+    try:
+        torch.set_num_threads(threads)
+        _compare_with_the_torch_path(monkeypatch, torch.float64, ks=(1, 3, 6), batches=(15, 50, 130, 257))
+    finally:
+        torch.set_num_threads(previous)
+
+
+@pytest.mark.needs_tool("gcc", "clang")
+@pytest.mark.parametrize("cc", ["gcc", "clang"])
+def test_the_fused_kernel_is_exact_for_every_vector_width_and_compiler(cc, tmp_path, monkeypatch):
+    """Built strict (-Werror -pedantic) for the baseline, AVX2 and this machine's vector width."""
+    import platform
+
+    monkeypatch.setenv("LGN_CACHE_DIR", str(tmp_path))
+    targets = ["-march=x86-64", "-march=x86-64-v3", "-march=native"] if platform.machine() == "x86_64" else [
+        "-march=native"]
+    for target in targets:
+        flags = ("-O3", target, "-Wall", "-Wextra", "-Werror", "-pedantic")
+        libraries = {dtype: lut._native.load(lut._native.build(dtype, cc, flags)) for dtype in ("float32", "float64")}
+        monkeypatch.setattr(lut._native, "lut_kernels", libraries.get)
+        for dtype in (torch.float32, torch.float64):
+            _compare_with_the_torch_path(monkeypatch, dtype, batches=(3, 16, 41))
+
+
+def test_the_kernel_cache_is_reused_and_keyed_by_flags(tmp_path, monkeypatch):
+    monkeypatch.setenv("LGN_CACHE_DIR", str(tmp_path))
+    first = lut._native.build("float32")
+    assert lut._native.build("float32") == first and first.parent == tmp_path
+    assert lut._native.build("float32", cflags=("-O2",)) != first
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted([first.name, lut._native.build(
+        "float32", cflags=("-O2",)).name])  # no scratch files left behind
+
+
+def test_without_a_compiler_lut_layers_warn_once_and_use_the_torch_path(monkeypatch, tmp_path):
+    from lgn.compile.c.plan import CompilerNotFoundError
+
+    def no_compiler(cc=None):
+        raise CompilerNotFoundError("no C compiler found (tried $CC, cc, gcc, clang)")
+
+    monkeypatch.setenv("LGN_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(lut._native, "find_compiler", no_compiler)
+    lut._native.lut_kernels.cache_clear()
+    try:
+        x = torch.rand(5, 9)
+        inputs, table = torch.randint(0, 9, (4, 6)), torch.rand(4, 64)
+        with pytest.warns(RuntimeWarning, match="pure-torch kernel: the fused one did not build .no C compiler"):
+            y = lut.lut_layer(x, inputs, table)
+        torch.testing.assert_close(y, lut.lut_layer_reference(x, inputs, table))
+        lut.lut_layer(x, inputs, table)  # warned once: a second warning would fail under -W error
+        monkeypatch.setattr(lut, "KERNEL", "native")
+        with pytest.raises(RuntimeError, match="the fused kernel is not available for torch.float32"):
+            lut.lut_layer(x, inputs, table)
+    finally:
+        lut._native.lut_kernels.cache_clear()
+
+
+def test_an_unknown_kernel_name_is_one_clear_line(monkeypatch):
+    monkeypatch.setattr(lut, "KERNEL", "cuda-graphs")
+    with pytest.raises(ValueError, match="unknown kernel 'cuda-graphs' .LGN_LUT_KERNEL."):
+        lut.lut_layer(torch.rand(2, 8), torch.zeros(3, 6, dtype=torch.long), torch.rand(3, 64))

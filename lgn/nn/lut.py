@@ -14,25 +14,39 @@ with ``table = sigmoid(logits)``: one logit per entry, the ``'table'`` parametri
 :class:`lgn.nn.LogicLayer` (the k = 2 case, with its operand ``a`` as input 1 and ``b`` as
 input 0). :func:`lut_layer` never forms the ``2^k`` products per node: it splits the inputs
 into a low half (``p = k // 2`` inputs) and a high half, contracts the table with the
-``2^p`` low pattern probabilities as a batched matrix product, then interpolates linearly over
-the high inputs one at a time (``k - p`` rounds halving the table). Its backward pass recomputes
-this from the saved inputs, in chunks of nodes, so memory stays ``O(batch x nodes)``.
+``2^p`` low pattern probabilities (a ``2^q x 2^p`` matrix-vector product, ``q = k - p``), then
+interpolates linearly over the high inputs one at a time (``q`` rounds halving the rows). Its
+backward pass recomputes this from the saved inputs, so memory stays ``O(batch x nodes)``.
 
-Why this split (``bench/lut.py``, LUT-6, 8000 nodes, batch 128, 1 thread, same runs): successive
-halving of the 64-entry table with a hand-written recomputing backward (``lut6-halve``: 63
-element writes per node and sample against ~30 plus one 8 x 8 product here) is 2.3x slower;
-splitting 2/4 or 4/2 instead of 3/3 is 1.25x / 1.4x slower; the bilinear form
-``high^T M low`` with both halves' patterns built as one block, outer-product patterns, and
-chunks of 2^16 to 2^19 elements all measured within noise of this one. Below 2^16 the per-chunk
-Python dispatch (about 1 ms per chunk, forward and backward) dominates.
+Two kernels compute it on CPU (``KERNEL``). The fused one (``lut_kernel.c``, built once per
+machine by :mod:`lgn.nn._native`) keeps one block of samples in a vector register per value, so
+a node's whole forward and backward stays in registers; the torch path (also the CUDA one) runs
+the same split as batched matrix products and lerps over chunks of nodes. On this repository's
+2-core machine (``bench/lut.py``, LUT-6, 8000 nodes, batch 128, 1 thread) a training step of the
+fused kernel is about 3.6x faster than the torch path's and 2.2x a two-input layer's.
+
+Why this split (torch path, same bench): successive halving of the 64-entry table with a
+hand-written recomputing backward (``lut6-halve``: 63 element writes per node and sample against
+~30 plus one 8 x 8 product here) is 2.3x slower; splitting 2/4 or 4/2 instead of 3/3 is 1.25x /
+1.4x slower; the bilinear form ``high^T M low`` with both halves' patterns built as one block,
+outer-product patterns, and chunks of 2^16 to 2^19 elements all measured within noise of this
+one. Below 2^16 the per-chunk Python dispatch (about 1 ms per chunk, forward and backward)
+dominates. For the fused kernel, a first version that halved the 64-entry table over per-lane
+arrays in memory took 3x the time of this one overall (forward 22.5 vs 1.4 ms, backward 36 vs
+9.1 ms).
 """
 
 from __future__ import annotations
+
+import concurrent.futures
+import functools
+import os
 
 import numpy as np
 import torch
 from torch import nn
 
+from . import _native
 from . import functional as F
 from ._sources import balanced_sources, distinct_sources
 from .modules import RESIDUAL_LOGIT
@@ -48,6 +62,13 @@ LUT_CONNECTIONS = ("random", "unique")
 LUT_INITS = ("random", "residual")
 #: Elements of the largest temporary ``(nodes, entries, batch)`` block one chunk may hold.
 _CHUNK_ELEMENTS = 1 << 17
+#: Relaxed-layer kernel on CPU (default ``$LGN_LUT_KERNEL``, else 'auto'): 'auto' (the fused C
+#: kernel of ``lut_kernel.c`` where it builds, else torch ops), 'native' (the fused kernel, an
+#: error where it does not build) or 'torch'.
+KERNEL = os.environ.get("LGN_LUT_KERNEL", "auto")
+KERNELS = ("auto", "native", "torch")
+#: Batch columns the fused kernel's threads take at least each (a multiple of its 16 lanes).
+_SLICE_COLUMNS = 64
 
 
 def check_k(k, owner: str = "LutLayer") -> int:
@@ -113,6 +134,38 @@ def _gather(xT: torch.Tensor, index: torch.Tensor, k: int) -> torch.Tensor:
     return xT.index_select(0, index).view(k, len(index) // k, 1, xT.shape[1])
 
 
+def _fused_kernels(xT: torch.Tensor, table: torch.Tensor):
+    """The fused kernel library for this call, or ``None`` for the torch path (see ``KERNEL``)."""
+    if KERNEL not in KERNELS:
+        raise ValueError(f"LUT layer: unknown kernel {KERNEL!r} (LGN_LUT_KERNEL), expected one of {KERNELS}")
+    if KERNEL == "torch" or xT.device.type != "cpu" or table.dtype != xT.dtype:
+        return None
+    library = _native.lut_kernels(str(xT.dtype).removeprefix("torch."))
+    if library is None and KERNEL == "native":
+        raise RuntimeError(f"LUT layer: the fused kernel is not available for {xT.dtype}")
+    return library
+
+
+@functools.cache
+def _pool(workers: int) -> concurrent.futures.ThreadPoolExecutor:
+    return concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="lgn-lut")
+
+
+def _in_slices(batch: int, call) -> int:
+    """Run ``call(slice_index, start, stop)`` on column slices of the batch, one per torch thread
+    (the kernel releases the GIL), each a whole number of 16-lane blocks; return the slice count."""
+    slices = max(1, min(torch.get_num_threads(), batch // _SLICE_COLUMNS))
+    if slices == 1:
+        call(0, 0, batch)
+        return 1
+    step = -(-batch // slices)  # ceil, then up to whole blocks
+    step = -(-step // 16) * 16
+    bounds = [(s, min(s + step, batch)) for s in range(0, batch, step)]
+    for done in [_pool(len(bounds)).submit(call, i, *b) for i, b in enumerate(bounds)]:
+        done.result()
+    return len(bounds)
+
+
 class _LutLayer(torch.autograd.Function):
     """Relaxed LUT layer on the transposed input ``xT`` ``(in, B)``; saves only its inputs."""
 
@@ -120,6 +173,14 @@ class _LutLayer(torch.autograd.Function):
     def forward(ctx, xT, inputs_t, table):
         k, nodes = inputs_t.shape
         batch = xT.shape[1]
+        ctx.library = _fused_kernels(xT, table)
+        if ctx.library is not None:
+            ctx.save_for_backward(xT, inputs_t, table)
+            ctx.k = k
+            yT = xT.new_empty(nodes, batch)
+            _in_slices(batch, lambda _, s, e: ctx.library.lut_forward(
+                k, nodes, batch, s, e, xT.data_ptr(), inputs_t.data_ptr(), table.data_ptr(), yT.data_ptr()))
+            return yT
         p, q = _split(k)
         matrices = table.view(nodes, 1 << q, 1 << p)
         yT = xT.new_empty(nodes, 1, batch)
@@ -136,6 +197,8 @@ class _LutLayer(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_yT):
+        if ctx.library is not None:
+            return _fused_backward(ctx, grad_yT)
         xT, table = ctx.saved_tensors
         need_x, _, need_table = ctx.needs_input_grad
         k, nodes, batch = ctx.k, table.shape[0], xT.shape[1]
@@ -176,6 +239,25 @@ class _LutLayer(torch.autograd.Function):
         return grad_xT, None, (grad_table.view(nodes, -1) if need_table else None)
 
 
+def _fused_backward(ctx, grad_yT):
+    xT, inputs_t, table = ctx.saved_tensors
+    need_x, _, need_table = ctx.needs_input_grad
+    k, (nodes, batch) = ctx.k, grad_yT.shape
+    grad_yT = grad_yT.contiguous()
+    grad_xT = torch.zeros_like(xT) if need_x else None
+    # one table-gradient partial per slice (at most one per thread), summed below
+    partials = table.new_empty(max(1, torch.get_num_threads()), nodes, table.shape[1]) if need_table else None
+
+    def call(i, s, e):
+        ctx.library.lut_backward(k, nodes, batch, s, e, xT.data_ptr(), inputs_t.data_ptr(), table.data_ptr(),
+                                 grad_yT.data_ptr(), grad_xT.data_ptr() if need_x else None,
+                                 partials[i].data_ptr() if need_table else None)
+
+    used = _in_slices(batch, call)
+    grad_table = (partials[0] if used == 1 else partials[:used].sum(0)) if need_table else None
+    return grad_xT, None, grad_table
+
+
 def _low_patterns_backward(grad: torch.Tensor, stages: list, xs: torch.Tensor, grad_xs: torch.Tensor) -> None:
     """Write into ``grad_xs[j]`` the gradient of the low inputs from the patterns' gradient."""
     for j in range(len(stages) - 1, 0, -1):
@@ -212,7 +294,7 @@ def lut_layer(x: torch.Tensor, inputs: torch.Tensor, table: torch.Tensor) -> tor
     _check_shapes(x, inputs, table)
     lead = x.shape[:-1]
     xT = x.reshape(-1, x.shape[-1]).t().contiguous()
-    yT = _LutLayer.apply(xT, inputs.t().contiguous(), table.contiguous())
+    yT = _LutLayer.apply(xT, inputs.t().to(torch.int64).contiguous(), table.contiguous())
     return yT.t().reshape(*lead, inputs.shape[0])
 
 
