@@ -4,9 +4,9 @@ One layer (``--inputs`` -> ``--nodes``) + GroupSum(10) + cross entropy, forward 
 into the layer's input, as for a hidden layer) + Adam, 1 thread by default. Variants:
 
     gate2       lgn.nn.LogicLayer, parametrization='table' (the baseline: 4 logits per node)
-    lut6        lgn.nn.lut.LutLayer(k=6) with its fused C kernel (lut_kernel.c): one block of
+    lut6        lgn.nn.lut.LutLayer(k=6) with its fused C kernel (lgn/nn/kernels.c): one block of
                 samples per vector register, the backward recomputing its block's forward
-    lut6-torch  the same layer on its torch path (LGN_LUT_KERNEL=torch, the previous kernel):
+    lut6-torch  the same layer on its torch path (LGN_KERNEL=torch, the previous kernel):
                 matrix product over 3 inputs + 3 lerp rounds, chunked custom autograd
     lut6-halve  alternative: the same 6 rounds of halving (``t0 + x (t1 - t0)``, last input
                 first) in a chunked custom autograd whose backward recomputes the rounds
@@ -112,7 +112,7 @@ def measure(variant: str, args) -> dict:
         layer = LogicLayer(args.inputs, args.nodes, parametrization="table")
     else:
         layer = lut.LutLayer(args.inputs, args.nodes, k=6)
-        lut.KERNEL = "native" if variant == "lut6" else "torch"
+        lut._native.KERNEL = "native" if variant == "lut6" else "torch"
         if variant not in ("lut6", "lut6-torch"):
             relaxed = {"lut6-halve": halving, "lut6-lerp": lerp_tree}.get(variant, lut.lut_layer_reference)
             layer.forward = lambda x: relaxed(x, layer.inputs, lut.lut_table(layer.weights))

@@ -10,13 +10,16 @@ from lgn.nn import connectivity as C
 from lgn.nn.lut import LutLayer
 
 
-@pytest.fixture(params=[None, 40], ids=["one-chunk", "many-chunks"])
-def chunking(request, monkeypatch):
-    if request.param:
-        monkeypatch.setattr(C, "_CHUNK_ELEMENTS", request.param)
+@pytest.fixture(params=["fused", "torch-one-chunk", "torch-many-chunks"])
+def kernel(request, monkeypatch):
+    """Each selection kernel: the fused C one (which must build here) and the torch path, the
+    latter also cut into chunks of a few slots."""
+    monkeypatch.setattr(C._native, "KERNEL", "native" if request.param == "fused" else "torch")
+    if request.param == "torch-many-chunks":
+        monkeypatch.setattr(C, "_CHUNK_ELEMENTS", 40)
 
 
-def test_select_sources_values_and_gradients(chunking):
+def test_select_sources_values_and_gradients(kernel):
     g = torch.Generator().manual_seed(0)
     x = torch.rand(2, 3, 15, dtype=torch.float64, generator=g, requires_grad=True)
     candidates = torch.randint(0, 15, (11, 4), generator=g)
@@ -24,6 +27,31 @@ def test_select_sources_values_and_gradients(chunking):
     expected = (x[..., candidates] * probs).sum(-1)
     torch.testing.assert_close(C.select_sources(x, candidates, probs), expected)
     assert torch.autograd.gradcheck(lambda x, p: C.select_sources(x, candidates, p), (x, probs))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("threads", [1, 3])
+def test_fused_selection_equals_the_torch_path_on_ragged_batches(dtype, threads, monkeypatch):
+    previous = torch.get_num_threads()
+    monkeypatch.setattr(C._native, "SLICE_COLUMNS", 16)
+    atol = 1e-12 if dtype == torch.float64 else 1e-5
+    try:
+        torch.set_num_threads(threads)
+        for batch, m in [(1, 1), (7, 3), (16, 8), (50, 16), (130, 5)]:
+            g = torch.Generator().manual_seed(batch + m)
+            x = torch.rand(batch, 21, dtype=dtype, generator=g, requires_grad=True)
+            candidates = torch.randint(0, 21, (37, m), generator=g)  # repeats allowed
+            probs = torch.softmax(torch.randn(37, m, dtype=dtype, generator=g), 1).requires_grad_()
+            weights = torch.randn(batch, 37, dtype=dtype, generator=g)
+            results = []
+            for name in ("native", "torch"):
+                monkeypatch.setattr(C._native, "KERNEL", name)
+                y = C.select_sources(x, candidates, probs)
+                results.append((y, *torch.autograd.grad((y * weights).sum(), (x, probs))))
+            for fused, plain in zip(*results):
+                torch.testing.assert_close(fused, plain, rtol=0, atol=atol * max(1, batch / 16))
+    finally:
+        torch.set_num_threads(previous)
 
 
 def layers(in_dim=12, out_dim=10, m=5, **options):

@@ -32,7 +32,7 @@ def expectation_by_enumeration(x, inputs, table):
 def kernel(request, monkeypatch):
     """Each relaxed-layer kernel: the fused C one (which must build here) and the torch path,
     the latter also cut into chunks of a few nodes."""
-    monkeypatch.setattr(lut, "KERNEL", "native" if request.param == "fused" else "torch")
+    monkeypatch.setattr(lut._native, "KERNEL", "native" if request.param == "fused" else "torch")
     if request.param == "torch-many-chunks":
         monkeypatch.setattr(lut, "_CHUNK_ELEMENTS", 64)
 
@@ -223,7 +223,7 @@ def _compare_with_the_torch_path(monkeypatch, dtype, ks=range(1, 7), batches=(1,
             weights = torch.randn(batch, 23, dtype=dtype, generator=g)
             results = []
             for kernel in ("native", "torch"):
-                monkeypatch.setattr(lut, "KERNEL", kernel)
+                monkeypatch.setattr(lut._native, "KERNEL", kernel)
                 y = lut.lut_layer(x, inputs, table)
                 results.append((y, *torch.autograd.grad((y * weights).sum(), (x, table))))
             for fused, plain in zip(*results):
@@ -233,7 +233,7 @@ def _compare_with_the_torch_path(monkeypatch, dtype, ks=range(1, 7), batches=(1,
 def test_the_fused_kernel_builds_here_for_both_dtypes():
     """A C compiler is a test requirement: without the fused kernel LUT layers train 3-4x slower."""
     for dtype in ("float32", "float64"):
-        assert lut._native.lut_kernels(dtype) is not None
+        assert lut._native.kernels(dtype) is not None
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -244,7 +244,7 @@ def test_the_fused_kernel_equals_the_torch_path_on_every_k_and_ragged_batches(dt
 @pytest.mark.parametrize("threads, columns", [(2, 64), (3, 16)])
 def test_the_fused_kernel_splits_the_batch_over_threads_exactly(threads, columns, monkeypatch):
     previous = torch.get_num_threads()
-    monkeypatch.setattr(lut, "_SLICE_COLUMNS", columns)
+    monkeypatch.setattr(lut._native, "SLICE_COLUMNS", columns)
     try:
         torch.set_num_threads(threads)
         _compare_with_the_torch_path(monkeypatch, torch.float64, ks=(1, 3, 6), batches=(15, 50, 130, 257))
@@ -255,7 +255,8 @@ def test_the_fused_kernel_splits_the_batch_over_threads_exactly(threads, columns
 @pytest.mark.needs_tool("gcc", "clang")
 @pytest.mark.parametrize("cc", ["gcc", "clang"])
 def test_the_fused_kernel_is_exact_for_every_vector_width_and_compiler(cc, tmp_path, monkeypatch):
-    """Built strict (-Werror -pedantic) for the baseline, AVX2 and this machine's vector width."""
+    """Both kernels built strict (-Werror -pedantic) for the baseline, AVX2 and this machine's
+    vector width."""
     import platform
 
     monkeypatch.setenv("LGN_CACHE_DIR", str(tmp_path))
@@ -264,9 +265,26 @@ def test_the_fused_kernel_is_exact_for_every_vector_width_and_compiler(cc, tmp_p
     for target in targets:
         flags = ("-O3", target, "-Wall", "-Wextra", "-Werror", "-pedantic")
         libraries = {dtype: lut._native.load(lut._native.build(dtype, cc, flags)) for dtype in ("float32", "float64")}
-        monkeypatch.setattr(lut._native, "lut_kernels", libraries.get)
+        monkeypatch.setattr(lut._native, "kernels", libraries.get)
         for dtype in (torch.float32, torch.float64):
             _compare_with_the_torch_path(monkeypatch, dtype, batches=(3, 16, 41))
+            _compare_selection_with_the_torch_path(monkeypatch, dtype)
+
+
+def _compare_selection_with_the_torch_path(monkeypatch, dtype):
+    from lgn.nn.connectivity import select_sources
+
+    g = torch.Generator().manual_seed(5)
+    x = torch.rand(41, 30, dtype=dtype, generator=g, requires_grad=True)
+    candidates = torch.randint(0, 30, (25, 6), generator=g)
+    probs = torch.softmax(torch.randn(25, 6, dtype=dtype, generator=g), 1).requires_grad_()
+    results = []
+    for kernel in ("native", "torch"):
+        monkeypatch.setattr(lut._native, "KERNEL", kernel)
+        y = select_sources(x, candidates, probs)
+        results.append((y, *torch.autograd.grad((y * y).sum(), (x, probs))))
+    for fused, plain in zip(*results):
+        torch.testing.assert_close(fused, plain, rtol=1e-5, atol=1e-5 if dtype == torch.float32 else 1e-12)
 
 
 def test_the_kernel_cache_is_reused_and_keyed_by_flags(tmp_path, monkeypatch):
@@ -286,22 +304,22 @@ def test_without_a_compiler_lut_layers_warn_once_and_use_the_torch_path(monkeypa
 
     monkeypatch.setenv("LGN_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(lut._native, "find_compiler", no_compiler)
-    lut._native.lut_kernels.cache_clear()
+    lut._native.kernels.cache_clear()
     try:
         x = torch.rand(5, 9)
         inputs, table = torch.randint(0, 9, (4, 6)), torch.rand(4, 64)
-        with pytest.warns(RuntimeWarning, match="pure-torch kernel: the fused one did not build .no C compiler"):
+        with pytest.warns(RuntimeWarning, match="pure-torch kernels: the fused ones did not build .no C compiler"):
             y = lut.lut_layer(x, inputs, table)
         torch.testing.assert_close(y, lut.lut_layer_reference(x, inputs, table))
         lut.lut_layer(x, inputs, table)  # warned once: a second warning would fail under -W error
-        monkeypatch.setattr(lut, "KERNEL", "native")
-        with pytest.raises(RuntimeError, match="the fused kernel is not available for torch.float32"):
+        monkeypatch.setattr(lut._native, "KERNEL", "native")
+        with pytest.raises(RuntimeError, match="the fused kernels are not available for torch.float32"):
             lut.lut_layer(x, inputs, table)
     finally:
-        lut._native.lut_kernels.cache_clear()
+        lut._native.kernels.cache_clear()
 
 
 def test_an_unknown_kernel_name_is_one_clear_line(monkeypatch):
-    monkeypatch.setattr(lut, "KERNEL", "cuda-graphs")
-    with pytest.raises(ValueError, match="unknown kernel 'cuda-graphs' .LGN_LUT_KERNEL."):
+    monkeypatch.setattr(lut._native, "KERNEL", "cuda-graphs")
+    with pytest.raises(ValueError, match="unknown kernel 'cuda-graphs' .LGN_KERNEL."):
         lut.lut_layer(torch.rand(2, 8), torch.zeros(3, 6, dtype=torch.long), torch.rand(3, 64))

@@ -23,6 +23,7 @@ import math
 import torch
 from torch import nn
 
+from . import _native
 from ._sources import distinct_sources
 from .lut import LutLayer, check_k
 from .modules import PARAMETRIZATIONS, RESIDUAL_LOGIT, LogicLayer
@@ -48,6 +49,13 @@ class _SelectSources(torch.autograd.Function):
     def forward(ctx, xT, candidates, probs):
         slots, m = candidates.shape
         batch = xT.shape[1]
+        ctx.library = _native.fused_kernels(xT, probs)
+        if ctx.library is not None:
+            yT = xT.new_empty(slots, batch)
+            _native.in_slices(batch, lambda _, s, e: ctx.library.select_forward(
+                slots, m, batch, s, e, xT.data_ptr(), candidates.data_ptr(), probs.data_ptr(), yT.data_ptr()))
+            ctx.save_for_backward(xT, candidates, probs)
+            return yT
         yT = xT.new_empty(slots, 1, batch)
         for s, e in _chunks(slots, m, batch):
             gathered = xT.index_select(0, candidates[s:e].reshape(-1)).view(e - s, m, batch)
@@ -63,6 +71,19 @@ class _SelectSources(torch.autograd.Function):
         batch = xT.shape[1]
         grad_yT = grad_yT.contiguous()
         grad_xT = torch.zeros_like(xT) if need_x else None
+        if ctx.library is not None:
+            # one gradient partial per batch slice (at most one per thread), summed below
+            partials = probs.new_empty(max(1, torch.get_num_threads()), slots, m) if need_probs else None
+
+            def call(i, s, e):
+                ctx.library.select_backward(slots, m, batch, s, e, xT.data_ptr(), candidates.data_ptr(),
+                                            probs.data_ptr(), grad_yT.data_ptr(),
+                                            grad_xT.data_ptr() if need_x else None,
+                                            partials[i].data_ptr() if need_probs else None)
+
+            used = _native.in_slices(batch, call)
+            grad_probs = (partials[0] if used == 1 else partials[:used].sum(0)) if need_probs else None
+            return grad_xT, None, grad_probs
         grad_probs = torch.empty_like(probs) if need_probs else None
         for s, e in _chunks(slots, m, batch):
             index = candidates[s:e].reshape(-1)
@@ -100,7 +121,7 @@ def select_sources(x: torch.Tensor, candidates: torch.Tensor, probs: torch.Tenso
                          f"{tuple(candidates.shape)} and {tuple(probs.shape)}")
     lead = x.shape[:-1]
     xT = x.reshape(-1, x.shape[-1]).t().contiguous()
-    yT = _SelectSources.apply(xT, candidates.contiguous(), probs.contiguous())
+    yT = _SelectSources.apply(xT, candidates.to(torch.int64).contiguous(), probs.contiguous())
     return yT.t().reshape(*lead, candidates.shape[0])
 
 

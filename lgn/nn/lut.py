@@ -18,8 +18,8 @@ into a low half (``p = k // 2`` inputs) and a high half, contracts the table wit
 interpolates linearly over the high inputs one at a time (``q`` rounds halving the rows). Its
 backward pass recomputes this from the saved inputs, so memory stays ``O(batch x nodes)``.
 
-Two kernels compute it on CPU (``KERNEL``). The fused one (``lut_kernel.c``, built once per
-machine by :mod:`lgn.nn._native`) keeps one block of samples in a vector register per value, so
+Two kernels compute it on CPU (:data:`lgn.nn._native.KERNEL`). The fused one (``kernels.c``,
+built once per machine by :mod:`lgn.nn._native`) keeps one block of samples in a vector register per value, so
 a node's whole forward and backward stays in registers; the torch path (also the CUDA one) runs
 the same split as batched matrix products and lerps over chunks of nodes. On this repository's
 2-core machine (``bench/lut.py``, LUT-6, 8000 nodes, batch 128, 1 thread) a training step of the
@@ -37,10 +37,6 @@ arrays in memory took 3x the time of this one overall (forward 22.5 vs 1.4 ms, b
 """
 
 from __future__ import annotations
-
-import concurrent.futures
-import functools
-import os
 
 import numpy as np
 import torch
@@ -62,13 +58,6 @@ LUT_CONNECTIONS = ("random", "unique")
 LUT_INITS = ("random", "residual")
 #: Elements of the largest temporary ``(nodes, entries, batch)`` block one chunk may hold.
 _CHUNK_ELEMENTS = 1 << 17
-#: Relaxed-layer kernel on CPU (default ``$LGN_LUT_KERNEL``, else 'auto'): 'auto' (the fused C
-#: kernel of ``lut_kernel.c`` where it builds, else torch ops), 'native' (the fused kernel, an
-#: error where it does not build) or 'torch'.
-KERNEL = os.environ.get("LGN_LUT_KERNEL", "auto")
-KERNELS = ("auto", "native", "torch")
-#: Batch columns the fused kernel's threads take at least each (a multiple of its 16 lanes).
-_SLICE_COLUMNS = 64
 
 
 def check_k(k, owner: str = "LutLayer") -> int:
@@ -134,38 +123,6 @@ def _gather(xT: torch.Tensor, index: torch.Tensor, k: int) -> torch.Tensor:
     return xT.index_select(0, index).view(k, len(index) // k, 1, xT.shape[1])
 
 
-def _fused_kernels(xT: torch.Tensor, table: torch.Tensor):
-    """The fused kernel library for this call, or ``None`` for the torch path (see ``KERNEL``)."""
-    if KERNEL not in KERNELS:
-        raise ValueError(f"LUT layer: unknown kernel {KERNEL!r} (LGN_LUT_KERNEL), expected one of {KERNELS}")
-    if KERNEL == "torch" or xT.device.type != "cpu" or table.dtype != xT.dtype:
-        return None
-    library = _native.lut_kernels(str(xT.dtype).removeprefix("torch."))
-    if library is None and KERNEL == "native":
-        raise RuntimeError(f"LUT layer: the fused kernel is not available for {xT.dtype}")
-    return library
-
-
-@functools.cache
-def _pool(workers: int) -> concurrent.futures.ThreadPoolExecutor:
-    return concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="lgn-lut")
-
-
-def _in_slices(batch: int, call) -> int:
-    """Run ``call(slice_index, start, stop)`` on column slices of the batch, one per torch thread
-    (the kernel releases the GIL), each a whole number of 16-lane blocks; return the slice count."""
-    slices = max(1, min(torch.get_num_threads(), batch // _SLICE_COLUMNS))
-    if slices == 1:
-        call(0, 0, batch)
-        return 1
-    step = -(-batch // slices)  # ceil, then up to whole blocks
-    step = -(-step // 16) * 16
-    bounds = [(s, min(s + step, batch)) for s in range(0, batch, step)]
-    for done in [_pool(len(bounds)).submit(call, i, *b) for i, b in enumerate(bounds)]:
-        done.result()
-    return len(bounds)
-
-
 class _LutLayer(torch.autograd.Function):
     """Relaxed LUT layer on the transposed input ``xT`` ``(in, B)``; saves only its inputs."""
 
@@ -173,12 +130,12 @@ class _LutLayer(torch.autograd.Function):
     def forward(ctx, xT, inputs_t, table):
         k, nodes = inputs_t.shape
         batch = xT.shape[1]
-        ctx.library = _fused_kernels(xT, table)
+        ctx.library = _native.fused_kernels(xT, table)
         if ctx.library is not None:
             ctx.save_for_backward(xT, inputs_t, table)
             ctx.k = k
             yT = xT.new_empty(nodes, batch)
-            _in_slices(batch, lambda _, s, e: ctx.library.lut_forward(
+            _native.in_slices(batch, lambda _, s, e: ctx.library.lut_forward(
                 k, nodes, batch, s, e, xT.data_ptr(), inputs_t.data_ptr(), table.data_ptr(), yT.data_ptr()))
             return yT
         p, q = _split(k)
@@ -253,7 +210,7 @@ def _fused_backward(ctx, grad_yT):
                                  grad_yT.data_ptr(), grad_xT.data_ptr() if need_x else None,
                                  partials[i].data_ptr() if need_table else None)
 
-    used = _in_slices(batch, call)
+    used = _native.in_slices(batch, call)
     grad_table = (partials[0] if used == 1 else partials[:used].sum(0)) if need_table else None
     return grad_xT, None, grad_table
 

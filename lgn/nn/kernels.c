@@ -1,4 +1,7 @@
-/* Fused relaxed LUT layer (see lgn/nn/lut.py): forward and backward of the exact expectation of
+/* Fused CPU kernels of lgn.nn, built by lgn/nn/_native.py: the relaxed LUT layer and learned
+ * source selection.
+ *
+ * Relaxed LUT layer (see lgn/nn/lut.py): forward and backward of the exact expectation of
  * k-input truth tables (k = 1..6) under independent Bernoulli inputs, for the batch columns
  * [b0, b1) of a layer whose input is stored transposed, xT (inputs, batch), int64 wiring
  * inputs (k, nodes) and tables (nodes, 2^k); input j of a node is bit j of the table index.
@@ -193,5 +196,50 @@ void lut_backward(int k, size_t nodes, size_t batch, size_t b0, size_t b1, const
     case 5: backward_nodes(2, 3, nodes, batch, b0, b1, xT, inputs, tables, gyT, gx, gtables); break;
     case 6: backward_nodes(3, 3, nodes, batch, b0, b1, xT, inputs, tables, gyT, gx, gtables); break;
     default: break;
+    }
+}
+
+/* Learned source selection (lgn/nn/connectivity.py): slot s of yT (slots, batch) reads
+ * sum_c probs[s, c] xT[candidates[s, c]], with candidates and probs (slots, m); columns [b0, b1). */
+void select_forward(size_t slots, size_t m, size_t batch, size_t b0, size_t b1, const REAL *xT,
+                    const int64_t *candidates, const REAL *probs, REAL *yT) {
+    for (size_t s = 0; s < slots; s++) {
+        const int64_t *sources = candidates + s * m;
+        const REAL *weights = probs + s * m;
+        for (size_t b = b0; b < b1; b += LANES) {
+            size_t w = b1 - b < LANES ? b1 - b : LANES;
+            vec sum = {0};
+            for (size_t c = 0; c < m; c++) sum += load(xT + (size_t)sources[c] * batch + b, w) * weights[c];
+            memcpy(yT + s * batch + b, &sum, w * sizeof(REAL));
+        }
+    }
+}
+
+/* From gyT (slots, batch), columns [b0, b1): the input gradient added into gx (inputs, batch) and
+ * the probabilities' gradient of these columns written to gprobs (slots, m); either may be NULL. */
+void select_backward(size_t slots, size_t m, size_t batch, size_t b0, size_t b1, const REAL *xT,
+                     const int64_t *candidates, const REAL *probs, const REAL *gyT, REAL *gx, REAL *gprobs) {
+    for (size_t s = 0; s < slots; s++) {
+        const REAL *grad = gyT + s * batch;
+        for (size_t c = 0; c < m; c++) {
+            size_t source = (size_t)candidates[s * m + c];
+            const REAL *row = xT + source * batch;
+            REAL *grad_row = gx ? gx + source * batch : NULL, weight = probs[s * m + c];
+            vec dot = {0};
+            for (size_t b = b0; b < b1; b += LANES) {
+                size_t w = b1 - b < LANES ? b1 - b : LANES;
+                vec g = load(grad + b, w);
+                if (gprobs) dot += load(row + b, w) * g;
+                if (grad_row) {
+                    vec sum = load(grad_row + b, w) + g * weight;
+                    memcpy(grad_row + b, &sum, w * sizeof(REAL));
+                }
+            }
+            if (gprobs) {
+                REAL total = 0;
+                for (size_t l = 0; l < LANES; l++) total += dot[l];
+                gprobs[s * m + c] = total;
+            }
+        }
     }
 }
