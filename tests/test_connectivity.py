@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from fused import assert_fused_equals_torch
 
 from lgn.nn import LogicLayer
 from lgn.nn import connectivity as C
@@ -43,13 +44,8 @@ def test_fused_selection_equals_the_torch_path_on_ragged_batches(dtype, threads,
             candidates = torch.randint(0, 21, (37, m), generator=g)  # repeats allowed
             probs = torch.softmax(torch.randn(37, m, dtype=dtype, generator=g), 1).requires_grad_()
             weights = torch.randn(batch, 37, dtype=dtype, generator=g)
-            results = []
-            for name in ("native", "torch"):
-                monkeypatch.setattr(C._native, "KERNEL", name)
-                y = C.select_sources(x, candidates, probs)
-                results.append((y, *torch.autograd.grad((y * weights).sum(), (x, probs))))
-            for fused, plain in zip(*results):
-                torch.testing.assert_close(fused, plain, rtol=0, atol=atol * max(1, batch / 16))
+            assert_fused_equals_torch(monkeypatch, lambda x, p: C.select_sources(x, candidates, p), (x, probs),
+                                      weights, atol * max(1, batch / 16))
     finally:
         torch.set_num_threads(previous)
 

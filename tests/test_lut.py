@@ -7,6 +7,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from fused import assert_fused_equals_torch
 
 from lgn.nn import LogicLayer
 from lgn.nn import functional as F
@@ -221,14 +222,8 @@ def _compare_with_the_torch_path(monkeypatch, dtype, ks=range(1, 7), batches=(1,
             inputs = torch.randint(0, 19, (23, k), generator=g)
             table = torch.rand(23, 1 << k, dtype=dtype, generator=g, requires_grad=True)
             weights = torch.randn(batch, 23, dtype=dtype, generator=g)
-            results = []
-            for kernel in ("native", "torch"):
-                monkeypatch.setattr(lut._native, "KERNEL", kernel)
-                y = lut.lut_layer(x, inputs, table)
-                results.append((y, *torch.autograd.grad((y * weights).sum(), (x, table))))
-            for fused, plain in zip(*results):
-                torch.testing.assert_close(fused, plain, rtol=0, atol=atol * max(1, batch / 16))
-
+            assert_fused_equals_torch(monkeypatch, lambda x, table: lut.lut_layer(x, inputs, table), (x, table),
+                                      weights, atol * max(1, batch / 16))
 
 def test_the_fused_kernel_builds_here_for_both_dtypes():
     """A C compiler is a test requirement: without the fused kernel LUT layers train 3-4x slower."""
