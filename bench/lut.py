@@ -8,6 +8,9 @@ into the layer's input, as for a hidden layer) + Adam, 1 thread by default. Vari
                 samples per vector register, the backward recomputing its block's forward
     lut6-torch  the same layer on its torch path (LGN_KERNEL=torch, the previous kernel):
                 matrix product over 3 inputs + 3 lerp rounds, chunked custom autograd
+    wired6      lgn.nn.connectivity.LearnedLutLayer(k=6, candidates=16): the LUT-6 layer whose
+                inputs each learn their source among 16 (fused selection + LUT kernels)
+    wired6-torch  the same learned-wiring layer on the torch paths of both
     lut6-halve  alternative: the same 6 rounds of halving (``t0 + x (t1 - t0)``, last input
                 first) in a chunked custom autograd whose backward recomputes the rounds
     lut6-lerp   alternative: autograd through 6 rounds of lerp halving the 64-entry tables
@@ -34,7 +37,7 @@ from _timing import current_rss_kb
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-VARIANTS = ("gate2", "lut6", "lut6-torch", "lut6-halve", "lut6-lerp", "lut6-naive")
+VARIANTS = ("gate2", "lut6", "lut6-torch", "wired6", "wired6-torch", "lut6-halve", "lut6-lerp", "lut6-naive")
 ALTERNATIVES = ("lut6-lerp", "lut6-naive")
 
 
@@ -105,14 +108,17 @@ def measure(variant: str, args) -> dict:
 
     from lgn.nn import GroupSum, LogicLayer
     from lgn.nn import lut
+    from lgn.nn.connectivity import LearnedLutLayer
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    lut._native.KERNEL = "torch" if variant.endswith("-torch") else "native"
     if variant == "gate2":
         layer = LogicLayer(args.inputs, args.nodes, parametrization="table")
+    elif variant.startswith("wired6"):
+        layer = LearnedLutLayer(args.inputs, args.nodes, k=6, candidates=16)
     else:
         layer = lut.LutLayer(args.inputs, args.nodes, k=6)
-        lut._native.KERNEL = "native" if variant == "lut6" else "torch"
         if variant not in ("lut6", "lut6-torch"):
             relaxed = {"lut6-halve": halving, "lut6-lerp": lerp_tree}.get(variant, lut.lut_layer_reference)
             layer.forward = lambda x: relaxed(x, layer.inputs, lut.lut_table(layer.weights))
@@ -160,7 +166,7 @@ def main():
         return
     print(f"LUT-6 vs two-input layer: {args.inputs} inputs -> {args.nodes} nodes -> GroupSum(10), "
           f"forward + backward + Adam, {args.threads} thread(s)")
-    print(f"{'batch':>5}  {'variant':<11} {'cpu ms':>8} {'wall ms':>8} {'ratio':>6} {'peak MB':>8} {'train MB':>9}")
+    print(f"{'batch':>5}  {'variant':<12} {'cpu ms':>8} {'wall ms':>8} {'ratio':>6} {'peak MB':>8} {'train MB':>9}")
     for batch in args.batch:
         results = {}
         for round_ in range(args.rounds):
@@ -178,7 +184,7 @@ def main():
         base = results.get("gate2", {}).get("cpu_ms")
         for variant, r in results.items():
             ratio = f"{r['cpu_ms'] / base:6.2f}" if base else "     -"
-            print(f"{batch:5d}  {variant:<11} {r['cpu_ms']:8.1f} {r['wall_ms']:8.1f} {ratio} "
+            print(f"{batch:5d}  {variant:<12} {r['cpu_ms']:8.1f} {r['wall_ms']:8.1f} {ratio} "
                   f"{r['peak_mb']:8.0f} {r['train_mb']:9.0f}")
 
 
