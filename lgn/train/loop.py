@@ -67,9 +67,12 @@ ARCH_PRESETS["dense"] = PRESETS
 ARCH_PRESETS["lut"] = {
     "digits": dict(arch="thermo(3, uniform) lut(800, k=6, m=16) lut(100, k=6, m=16) groupsum(tau=2.5)",
                    epochs=80, batch_size=64, lr=0.05, lr_schedule="cosine"),
-    # 5000 first-layer LUTs choosing among 16 candidates each; 1000 outputs (100 per class).
-    "fashion-mnist": dict(arch="thermo(3, uniform) lut(5000, k=6, m=16) lut(1000, k=6, m=8) groupsum(tau=10)",
-                          epochs=3, batch_size=128, lr=0.03, lr_schedule="cosine", init="residual"),
+    # A two-input first layer on 7 uniform thresholds: each node reads two comparators of a
+    # pixel's top 3 bits, so Yosys maps node and comparators into one LUT6 (the encoder is nearly
+    # free); 1000 outputs (100 per class). The k=6 first layer it replaced: 85.42 % at 6,903 LUTs.
+    "fashion-mnist": dict(arch="thermo(7, uniform) lut(4000, k=2, m=16) lut(2000, k=6, m=16) lut(1000, k=6, m=8) "
+                               "groupsum(tau=10)",
+                          epochs=10, batch_size=128, lr=0.03, lr_schedule="cosine", init="residual"),
 }
 
 
