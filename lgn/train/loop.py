@@ -69,8 +69,7 @@ ARCH_PRESETS["lut"] = {
                    epochs=80, batch_size=64, lr=0.05, lr_schedule="cosine"),
     # A two-input first layer on 7 uniform thresholds: each node reads two comparators of a
     # pixel's top 3 bits, so Yosys maps node and comparators into one LUT6 (the encoder is nearly
-    # free); 1000 outputs (100 per class). 87.45 % at 7,921 LUTs; without the second LUT-6 layer
-    # and at tau 10: 86.80 % at 6,267; the k=6 first layer before that: 85.42 % at 6,903.
+    # free); 1000 outputs (100 per class). Figures and the variants tried: README, "LUT-lean presets".
     "fashion-mnist": dict(arch="thermo(7, uniform) lut(4000, k=2, m=16) lut(2000, k=6, m=16) lut(2000, k=6, m=16) "
                                "lut(1000, k=6, m=8) groupsum(tau=8.5)",
                           epochs=10, batch_size=128, lr=0.03, lr_schedule="cosine", init="residual"),
