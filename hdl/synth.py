@@ -6,6 +6,11 @@ Technology mapping uses Yosys' classic ``abc`` LUT mapper inside the vendor flow
 (``synth_xilinx``/``synth_ice40`` up to ``map_luts``, then ``abc``): the ``abc9`` default of recent
 flows aborts inside the YoWASP build, and one flow for every Yosys keeps numbers comparable.
 Xilinx maps for area (ABC ``if -a``), iCE40 with ABC's default LUT script (smaller there).
+Before the vendor flow, every one-bit table lookup (a LUT node) becomes a mux tree
+(``templates/hdl_table_lookup.v.j2``): Yosys' generic shift map would first build six 64-bit
+shift stages per LUT-6, and a 6,000-node LUT-6 model then ran past YoWASP's 4 GiB memory
+(4.1 GB peak and a crash; 0.8 GB with the map, and the 7,921-LUT Fashion-MNIST preset maps to
+7,931 LUTs).
 For iCE40, designs that fit the part are placed and routed with nextpnr-ice40 inside a pin
 harness (serial-in shift register feeding the inputs, parallel-load shift register draining the
 outputs) so that any port width fits the package; Fmax is nextpnr's estimate for ``clk``.
@@ -30,7 +35,7 @@ from lgn.compile import gates
 from .core import check_pipeline
 from .errors import DeviceTooSmallError, ToolFailedError, UnknownTargetError
 from .stream import Classifier, latency
-from .tools import find_nextpnr, find_yosys, run_tool, tool_failed
+from .tools import find_nextpnr, find_yosys, render, run_tool, tool_failed
 from .verilog import component_verilog, describe, sanitize_name, to_verilog
 
 __all__ = ["synth", "SynthReport", "TARGETS", "ICE40_DEVICES", "find_yosys", "find_nextpnr", "live_gates"]
@@ -54,6 +59,9 @@ _FINISH = {"xilinx": "finalize:", "ice40": "map_cells:"}
 # Area-oriented ABC LUT mapping (``if -a``): on LUT6 it gives ~17% fewer LUTs than the default
 # delay-oriented script for lgn designs and baselines alike; on LUT4 the default script is smaller.
 _LUT_AREA_SCRIPT = "strash\ndch -f\nif -a\nmfs2\nlutpack\n"
+# LUT nodes' table lookups as mux trees (templates/hdl_table_lookup.v.j2): the index first loses the
+# constant zero bits read_verilog gives it, then each lookup becomes a $bmux and a tree of $mux.
+_TABLE_LOOKUPS = ["opt_expr", "opt_clean", "wreduce", "techmap -map table_lookup.v", "bmuxmap"]
 
 
 @dataclass(frozen=True)
@@ -143,7 +151,8 @@ def _synthesize(verilog: str, module: str, target: str, work: Path, timeout: flo
     """Run the Yosys flow on ``verilog``; return the mapped design as Yosys JSON."""
     (work / "design.v").write_text(verilog)
     (work / "lut_area.abc").write_text(_LUT_AREA_SCRIPT)
-    script = ["read_verilog design.v", f"synth_{target} -top {module} -run :map_luts",
+    (work / "table_lookup.v").write_text(render("hdl_table_lookup.v.j2", {}))
+    script = ["read_verilog design.v", *_TABLE_LOOKUPS, f"synth_{target} -top {module} -run :map_luts",
               *_MAP_LUTS[target], f"synth_{target} -top {module} -run {_FINISH[target]}",
               "write_json mapped.json"]
     (work / "flow.ys").write_text("\n".join(script) + "\n")

@@ -182,3 +182,34 @@ def test_each_lut6_node_maps_to_one_lut6():
     cells, sizes, luts, _, _, depth = _summarize(mapped, "core")
     assert sizes == {6: 50} and luts == 50, cells
     assert depth == 2
+
+
+@needs_yosys
+@pytest.mark.parametrize("offsets", [None, [3, 0, 1]])
+def test_the_synthesis_table_lookup_map_keeps_the_function(tmp_path, offsets):
+    # lgn synth rewrites every one-bit table lookup (LUT nodes, the popcount's offset tail) as a
+    # mux tree before synth_*; Yosys' SAT solver proves the rewritten design equal to the one read.
+    from lgn.hdl.synth import _TABLE_LOOKUPS
+    from lgn.hdl.tools import find_yosys, render, run_tool
+
+    rng = np.random.default_rng(5)
+    nodes, ids = [], list(range(2, 2 + 10))
+    for k in [1, 2, 3, 4, 5, 6] * 4 + [0] * 6:
+        if k == 0:
+            nodes.append((int(rng.integers(0, 16)), *rng.choice(ids, 2).tolist()))
+        else:
+            table = int.from_bytes(rng.bytes(8), "little") % (1 << (1 << k))
+            nodes.append((table, rng.choice(ids, k, replace=False).tolist()))
+        ids.append(2 + 10 + len(nodes) - 1)
+    net = lut_netlist(10, nodes, ids[-12:], 3, offsets)
+    (tmp_path / "design.v").write_text(to_verilog(net, "model", pipeline=0))
+    (tmp_path / "table_lookup.v").write_text(render("hdl_table_lookup.v.j2", {}))
+    script = ["read_verilog design.v", "proc", "select -assert-min 16 t:$shiftx r:Y_WIDTH=1 %i",
+              "design -save gold", *_TABLE_LOOKUPS, "proc",
+              "select -assert-none t:$shiftx r:Y_WIDTH=1 %i", "select -assert-none t:$bmux",
+              "design -stash gate", "design -copy-from gold -as gold model",
+              "design -copy-from gate -as gate model", "miter -equiv -flatten -make_assert gold gate miter",
+              "hierarchy -top miter", "sat -verify -prove-asserts miter"]
+    (tmp_path / "flow.ys").write_text("\n".join(script) + "\n")
+    done = run_tool(find_yosys() + ["-q", "-s", "flow.ys"], "yosys", 600, tmp_path)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
