@@ -172,3 +172,52 @@ def test_bad_options():
         C.LearnedLutLayer(12, 0)
     with pytest.raises(ValueError, match="expected 12 input features"):
         C.LearnedLutLayer(12, 4)(torch.rand(2, 11))
+
+
+def feature_layer(features=5, levels=7, out_dim=40, k=6, bits=3, m=4, seed=4):
+    g = torch.Generator().manual_seed(seed)
+    layer = C.LearnedLutLayer(features * levels, out_dim, k=k, candidates=m, generator=g,
+                              feature_bits=(bits, levels))
+    with torch.no_grad():
+        layer.selector.logits.normal_(generator=g)
+    return layer
+
+
+@pytest.mark.parametrize("k, bits, levels", [(6, 3, 7), (6, 2, 3), (4, 2, 2), (6, 6, 6), (3, 1, 4)])
+def test_feature_bits_runs_read_one_feature_at_ascending_thresholds(k, bits, levels):
+    layer = feature_layer(levels=levels, k=k, bits=bits)
+    runs = 40 * k // bits
+    assert layer.selector.logits.shape == (runs, 4)
+    candidates = layer.selector.candidates.view(runs, bits, 4)
+    feature, level = candidates // levels, candidates % levels
+    assert (feature == feature[:, :1]).all()  # one feature per candidate of a run
+    assert (level.diff(dim=1) > 0).all()  # distinct thresholds, ascending
+    assert all(len(set(row.tolist())) == 4 for row in feature[:, 0])  # distinct features per run
+    chosen = layer.chosen_sources().view(40, k // bits, bits)
+    assert (chosen // levels == (chosen // levels)[..., :1]).all()  # the argmax ties a run to one feature
+    best = layer.selector.logits.argmax(1)
+    assert torch.equal(chosen.reshape(runs, bits), candidates[torch.arange(runs), :, best])
+
+
+def test_feature_bits_eval_is_the_fixed_layer_and_training_mixes_per_run():
+    layer = feature_layer()
+    x = torch.rand(64, 35)
+    assert torch.equal(layer.eval()(x), layer.to_fixed().eval()(x))
+    probs = torch.softmax(layer.selector.logits / layer.selector.temperature, 1).repeat_interleave(3, 0)
+    mixed = (x[:, layer.selector.candidates] * probs).sum(-1)
+    torch.testing.assert_close(layer.train()(x), layer.luts(mixed))
+    layer(x).sum().backward()
+    assert layer.selector.logits.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(k=6, feature_bits=(4, 7)), r"feature_bits \(g=4, B=7\) needs g dividing k \(6\)"),
+    (dict(k=6, feature_bits=(3, 2)), r"feature_bits \(g=3, B=2\) needs g dividing k \(6\), g <= B"),
+    (dict(k=6, feature_bits=(3, 4)), r"B dividing in_dim \(35\)"),
+    (dict(k=6, candidates=6, feature_bits=(3, 7)), r"candidates \(m\) must be at most the number of raw features \(5\), got 6"),
+    (dict(k=6, sources="all", feature_bits=(3, 7)), r"tied slots need sources='random'"),
+])
+def test_feature_bits_bad_options_are_one_line(options, message):
+    with pytest.raises(ValueError, match=message) as info:
+        C.LearnedLutLayer(35, 8, **{"candidates": 4, **options})
+    assert "\n" not in str(info.value)

@@ -114,6 +114,18 @@ def test_learned_connectivity_lowers_to_the_argmax_wiring():
     assert_torch_equals_reference_and_packed(model, 5, np.random.default_rng(0))
 
 
+@pytest.mark.parametrize("k, bits, levels", [(6, 3, 7), (4, 2, 3), (2, 1, 2), (6, 6, 6)])
+def test_feature_bits_layer_lowers_exactly_and_reads_one_feature_per_run(k, bits, levels):
+    g = torch.Generator().manual_seed(k + bits)
+    first = C.LearnedLutLayer(4 * levels, 30, k=k, candidates=3, feature_bits=(bits, levels), generator=g)
+    model = randomize(stack([first, LutLayer(30, 10, k=3, generator=g)], 4, levels), k)
+    netlist = assert_torch_equals_reference_and_packed(model, 4, np.random.default_rng(k))
+    if k >= 3:  # the first layer's fan-ins, less the two constants, are encoder bits feature * levels + t
+        fanin = netlist.lut_fanin[:30, :k] - 2
+        feature = fanin.reshape(30, k // bits, bits) // levels
+        assert (feature == feature[..., :1]).all()
+
+
 def test_k2_lut_lowers_to_the_table_gate():
     g = torch.Generator().manual_seed(2)
     layer = LutLayer(6, 16, k=2, generator=g)
@@ -171,6 +183,16 @@ def lut_config(**kw):
     return TrainConfig.for_dataset("digits", **{**dict(arch=SMALL_LUT, epochs=2, batch_size=50, lr=0.05), **kw})
 
 
+def assert_loaded_equals_trained_and_packed(loaded, trained, x_test):
+    x = torch.as_tensor(x_test)
+    with torch.no_grad():
+        expected = loaded(x)
+        assert torch.equal(expected, trained.eval()(x))
+    netlist = lower(loaded)
+    scores = packed.run(netlist, netlist.encoding.encode(x_test))
+    assert np.array_equal(scores, (expected * loaded.tau).round().long().numpy())
+
+
 def test_lut_checkpoint_round_trip(small_digits, tmp_path):
     import json
 
@@ -184,13 +206,18 @@ def test_lut_checkpoint_round_trip(small_digits, tmp_path):
     assert isinstance(model.layers[2], LutLayer)
     # the schedule ran the temperature down from 1 toward 0.1: its value at the last of 12 steps
     assert result.model.layers[0].selector.temperature == pytest.approx(C.temperature_at(11, 12, 1.0, 0.1))
-    x = torch.as_tensor(small_digits.x_test)
-    with torch.no_grad():
-        expected = model(x)
-        assert torch.equal(expected, result.model.eval()(x))
-    netlist = lower(model)
-    scores = packed.run(netlist, netlist.encoding.encode(small_digits.x_test))
-    assert np.array_equal(scores, (expected * model.tau).round().long().numpy())
+    assert_loaded_equals_trained_and_packed(model, result.model, small_digits.x_test)
+
+
+def test_feature_bits_checkpoint_round_trip(small_digits, tmp_path):
+    from lgn.train import load_model, train
+
+    arch = "thermo(3, uniform) lut(40, k=6, m=4, bits=3) lut(20, k=3) groupsum(tau=2)"
+    result = train(lut_config(arch=arch), small_digits, out=tmp_path / "m.pt", progress=False, log=lambda s: None)
+    model, config = load_model(tmp_path / "m.pt")
+    assert spec.from_json(config["arch"]).layers[0] == spec.Lut(40, k=6, m=4, bits=3)
+    assert model.layers[0].selector.tied == 3 and model.layers[0].selector.logits.shape == (80, 4)
+    assert_loaded_equals_trained_and_packed(model, result.model, small_digits.x_test)
 
 
 def test_lut_checkpoint_that_does_not_match_its_config_is_refused(small_digits, tmp_path):
@@ -288,6 +315,12 @@ def test_cli_digits_lut_preset_end_to_end(tmp_path):
     (["--arch", "lut(k=6)"], "'lut(k=6)': missing the width"),
     (["--arch", "learned(100, m=500)"], "'learned(100, m=500)': m=500 candidate sources is more than the 192 inputs"),
     (["--arch", "lut(100) lut(50, m=101)"], "'lut(50, m=101)': m=101 candidate sources is more than the 100"),
+    (["--arch", "lut(100, k=6, m=4, bits=4)"],
+     "bits (thermometer bits per raw feature) must be a positive integer dividing k=6, got 4"),
+    (["--arch", "lut(100, k=6, bits=3)"], "bits=3 needs learned wiring (m=...)"),
+    (["--arch", "lut(100) lut(50, k=6, m=4, bits=3)"], "'lut(50, k=6, m=4, bits=3)': bits= reads raw features'"),
+    (["--arch", "thermo(2) lut(100, k=6, m=4, bits=3)"], "bits=3 is more than the 2 thermometer bits per feature"),
+    (["--arch", "lut(100, k=6, m=65, bits=3)"], "m=65 candidate features is more than the 64 features"),
 ])
 def test_cli_rejects_bad_lut_specs_in_one_line_before_training(args, message, tmp_path):
     from click.testing import CliRunner

@@ -112,7 +112,7 @@ MALFORMED = [  # (spec, the token the message must name, why)
     ("lut(k=6, m=8)", "'lut(k=6, m=8)'", "missing the width"),
     ("lut", "'lut'", "missing the width"),
     ("lut(-5)", "'lut(-5)'", "width must be a positive integer, got -5"),
-    ("lut(10, 6, 8, 1)", "'lut(10, 6, 8, 1)'", "too many arguments"),
+    ("lut(10, 6, 8, 3, 1)", "'lut(10, 6, 8, 3, 1)'", "too many arguments"),
     ("learned(100, m=-2)", "'learned(100, m=-2)'", "m (candidate sources per input) must be an integer >= 1"),
     ("learned(m=4)", "'learned(m=4)'", "missing the width"),
     ("learned(100, k=2)", "'learned(100, k=2)'", "unknown argument 'k'"),

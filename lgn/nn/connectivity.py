@@ -31,7 +31,7 @@ from .modules import PARAMETRIZATIONS, RESIDUAL_LOGIT, LogicLayer
 __all__ = [
     "SELECTIONS", "SOURCES", "WIRING_INITS",
     "select_sources", "selection_probabilities", "temperature_at", "set_temperature", "regrow_all",
-    "SourceSelector", "LearnedLogicLayer", "LearnedLutLayer",
+    "SourceSelector", "LearnedLogicLayer", "LearnedLutLayer", "feature_candidates",
 ]
 
 SELECTIONS = ("softmax", "gumbel")
@@ -178,6 +178,9 @@ class SourceSelector(nn.Module):
         temperature: initial temperature (see :func:`set_temperature`, :func:`temperature_at`).
         wiring_init: ``'uniform'`` or ``'fixed'`` (candidate 0 favoured), see :data:`WIRING_INITS`.
         generator: random source for the candidates (the Gumbel noise uses torch's global one).
+        tied: runs of ``tied`` consecutive slots share one row of logits (``logits`` is
+            ``(slots // tied, m)``), so the slots of a run choose the same candidate column;
+            :class:`LearnedLutLayer` uses it for ``feature_bits``.
 
     Shape:
         - Input: ``(..., in_dim)``.
@@ -186,10 +189,14 @@ class SourceSelector(nn.Module):
 
     def __init__(self, in_dim: int, slots: int, candidates: int = 8, sources: str = "random",
                  selection: str = "softmax", temperature: float = 1.0, wiring_init: str = "uniform",
-                 generator: torch.Generator | None = None, owner: str = "SourceSelector"):
+                 generator: torch.Generator | None = None, owner: str = "SourceSelector", tied: int = 1):
         super().__init__()
         if in_dim < 1 or slots < 1:
             raise ValueError(f"{owner} needs in_dim >= 1 and slots >= 1, got {in_dim}, {slots}")
+        if isinstance(tied, bool) or not isinstance(tied, int) or tied < 1 or slots % tied:
+            raise ValueError(f"{owner}: tied must be a positive integer dividing slots ({slots}), got {tied!r}")
+        if tied > 1 and sources != "random":
+            raise ValueError(f"{owner}: tied slots need sources='random', got {sources!r}")
         if isinstance(candidates, bool) or not isinstance(candidates, int) or not 1 <= candidates <= in_dim:
             raise ValueError(f"{owner}: candidates (m) must be an integer in 1..in_dim ({in_dim}), "
                              f"got {candidates!r}")
@@ -201,22 +208,24 @@ class SourceSelector(nn.Module):
             raise ValueError(f"{owner}: temperature must be > 0, got {temperature}")
         self.in_dim, self.slots, self.m = in_dim, slots, candidates
         self.sources, self.selection, self.temperature = sources, selection, float(temperature)
-        self.wiring_init = wiring_init
+        self.wiring_init, self.tied = wiring_init, tied
         self.register_buffer("candidates", distinct_sources(slots, candidates, in_dim,
                                                             generator or torch.default_generator,
                                                             avoid_repeats=False))
-        logits = torch.zeros(slots, candidates)
+        logits = torch.zeros(slots // tied, candidates)
         if wiring_init == "fixed":
             logits[:, 0] = RESIDUAL_LOGIT
         self.logits = nn.Parameter(logits)
 
     def probabilities(self) -> torch.Tensor:
         """The current selection probabilities ``(slots, m)`` (with fresh noise for ``'gumbel'``)."""
-        return selection_probabilities(self.logits, self.temperature, self.selection)
+        probs = selection_probabilities(self.logits, self.temperature, self.selection)
+        return probs.repeat_interleave(self.tied, dim=0) if self.tied > 1 else probs
 
     def chosen(self) -> torch.Tensor:
         """The discretized wiring: the most likely candidate's input index of each slot, ``(slots,)``."""
-        return self.candidates.gather(1, self.logits.argmax(dim=1, keepdim=True)).squeeze(1)
+        best = self.logits.argmax(dim=1, keepdim=True).repeat_interleave(self.tied, dim=0)
+        return self.candidates.gather(1, best).squeeze(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.in_dim:
@@ -239,6 +248,8 @@ class SourceSelector(nn.Module):
         count = min(int(fraction * self.m), self.m - 1)
         if count == 0 or self.m == self.in_dim:
             return 0
+        if self.tied > 1:
+            raise ValueError("regrow does not support tied slots")
         generator = generator or torch.default_generator
         order = self.logits.argsort(dim=1)[:, :count]  # least likely first, never the argmax
         fresh = torch.randint(0, self.in_dim, (self.slots, count), generator=generator,
@@ -320,28 +331,70 @@ class LearnedLogicLayer(nn.Module):
         return fixed.train(self.training)
 
 
+def feature_candidates(groups: int, m: int, features: int, bits: int, levels: int,
+                       generator: torch.Generator) -> torch.Tensor:
+    """Candidates of ``groups`` tied runs of ``bits`` slots: ``(groups * bits, m)`` thermometer-bit
+    indices, run ``r``'s candidate ``c`` being ``bits`` ascending thresholds of one raw feature.
+
+    The features of a run are distinct (as :func:`distinct_sources` draws them); the thresholds
+    are a uniform random ``bits``-subset of the feature's ``levels``, drawn per candidate.
+    """
+    feature = distinct_sources(groups, m, features, generator, avoid_repeats=False)  # (groups, m)
+    keys = torch.rand(groups, m, levels, generator=generator)
+    thresholds = keys.argsort(dim=2)[..., :bits].sort(dim=2).values  # (groups, m, bits)
+    index = feature.unsqueeze(2) * levels + thresholds
+    return index.permute(0, 2, 1).reshape(groups * bits, m).contiguous()
+
+
 class LearnedLutLayer(nn.Module):
     """A :class:`lgn.nn.lut.LutLayer` of ``out_dim`` k-input LUT nodes whose wiring is learned.
 
     Input ``j`` of node ``n`` is slot ``n * k + j``, choosing among ``candidates`` sources.
     ``eval()`` equals :meth:`to_fixed` exactly.
 
+    With ``feature_bits=(g, B)`` the inputs are thermometer bits, ``B`` per raw feature
+    (feature-major, as :class:`lgn.nn.Thermometer` lays them out), and each run of ``g``
+    consecutive inputs of a node chooses one *raw feature* among ``candidates``: a candidate is
+    a feature with ``g`` of its ``B`` thresholds (drawn at construction, ascending), and the ``g``
+    slots share one set of logits, so they always read the same feature. A LUT-6 with
+    ``g = 3`` is then a function of two pixels; after uniform 8-bit thresholds at multiples of
+    ``256 / (B + 1)`` with ``B + 1`` a power of two, it depends on the top bits of two pixels only,
+    so the first layer maps onto one LUT per node.
+
     Args:
         in_dim, out_dim, k: inputs, nodes and inputs per node (1..6).
         candidates, sources, selection, temperature, wiring_init: see :class:`SourceSelector`.
         init: see :class:`lgn.nn.lut.LutLayer`.
         generator: random source.
+        feature_bits: ``None``, or ``(g, B)`` with ``g`` dividing ``k``, ``g <= B`` and ``B``
+            dividing ``in_dim``.
     """
 
     def __init__(self, in_dim: int, out_dim: int, k: int = 6, candidates: int = 8, sources: str = "random",
                  selection: str = "softmax", temperature: float = 1.0, wiring_init: str = "uniform",
-                 init: str = "random", generator: torch.Generator | None = None):
+                 init: str = "random", generator: torch.Generator | None = None,
+                 feature_bits: tuple[int, int] | None = None):
         super().__init__()
         k = check_k(k, "LearnedLutLayer")
         _check_dims("LearnedLutLayer", in_dim, out_dim)
         self.in_dim, self.out_dim, self.k = in_dim, out_dim, k
+        generator = generator or torch.default_generator
+        tied = 1
+        if feature_bits is not None:
+            tied, levels = feature_bits
+            if not (1 <= tied <= levels and k % tied == 0 and in_dim % levels == 0):
+                raise ValueError(f"LearnedLutLayer: feature_bits (g={tied}, B={levels}) needs g dividing "
+                                 f"k ({k}), g <= B and B dividing in_dim ({in_dim})")
+            if candidates > in_dim // levels:
+                raise ValueError(f"LearnedLutLayer: candidates (m) must be at most the number of raw "
+                                 f"features ({in_dim // levels}), got {candidates}")
+        self.feature_bits = feature_bits
         self.selector = SourceSelector(in_dim, k * out_dim, candidates, sources, selection,
-                                       temperature, wiring_init, generator, owner="LearnedLutLayer")
+                                       temperature, wiring_init, generator, owner="LearnedLutLayer",
+                                       tied=tied)
+        if feature_bits is not None:
+            self.selector.candidates = feature_candidates(k * out_dim // tied, candidates, in_dim // levels,
+                                                          tied, levels, generator)
         self.luts = LutLayer(k * out_dim, out_dim, k=k, init=init, generator=generator)
         self.luts.connections = "learned"
         self.luts.inputs = torch.arange(k * out_dim).view(out_dim, k)

@@ -28,10 +28,14 @@ block                           meaning
 ``dense(width)``                a :class:`~lgn.nn.LogicLayer` of ``width`` gates; consecutive
                                 widths may differ. Directly after ``thermo`` it reads the
                                 encoder's bits (feature-major).
-``lut(width, k, m)``            a :class:`~lgn.nn.lut.LutLayer` of ``width`` k-input LUT nodes
+``lut(width, k, m, bits)``      a :class:`~lgn.nn.lut.LutLayer` of ``width`` k-input LUT nodes
                                 (``k`` 1..6, default 6); with ``m`` (1..inputs) each LUT input
                                 learns its source among ``m`` candidates
-                                (:class:`~lgn.nn.connectivity.LearnedLutLayer`).
+                                (:class:`~lgn.nn.connectivity.LearnedLutLayer`). With ``bits``
+                                (dividing ``k``; only right after ``thermo``) each run of
+                                ``bits`` inputs learns one raw *feature* among ``m``, reading
+                                ``bits`` of its thermometer bits: ``lut(2000, k=6, m=16,
+                                bits=3)`` nodes are functions of two pixels each.
 ``learned(width, m)``           ``width`` two-input gates whose operands learn their sources
                                 among ``m`` candidates (default 8, at most the inputs):
                                 :class:`~lgn.nn.connectivity.LearnedLogicLayer`.
@@ -185,15 +189,23 @@ class Lut:
     width: int | None = None
     k: int = 6
     m: int | None = None
+    bits: int | None = None
     NAME = "lut"
     POSITIONAL = 1
-    KEYS = {"width": "width", "w": "width", "k": "k", "m": "m", "candidates": "m"}
+    KEYS = {"width": "width", "w": "width", "k": "k", "m": "m", "candidates": "m", "bits": "bits"}
 
     def __post_init__(self):
         _width(self.NAME, self.width, "lut(600, k=6, m=8)")
         if isinstance(self.k, bool) or not isinstance(self.k, int) or not 1 <= self.k <= 6:
             raise SpecError(f"{self.NAME}: k (inputs per LUT) must be an integer in 1..6, got {self.k!r}")
         _candidates(self.NAME, self.m)
+        if self.bits is not None:
+            if isinstance(self.bits, bool) or not isinstance(self.bits, int) or self.bits < 1 or self.k % self.bits:
+                raise SpecError(f"{self.NAME}: bits (thermometer bits per raw feature) must be a positive "
+                                f"integer dividing k={self.k}, got {self.bits!r}")
+            if self.m is None:
+                raise SpecError(f"{self.NAME}: bits={self.bits} needs learned wiring (m=...), "
+                                f"as in lut(4000, k=6, m=16, bits=3)")
 
 
 @dataclass(frozen=True)
@@ -520,6 +532,16 @@ class Spec:
                 if len(shape) != 1:
                     raise SpecError(f"block {token!r}: {block.NAME} needs a vector; put flatten before it")
                 m = getattr(block, "m", None)
+                if getattr(block, "bits", None) is not None:
+                    if previous != "thermo":
+                        raise SpecError(f"block {token!r}: bits= reads raw features' thermometer bits, so it "
+                                        f"must come right after the encoder, not after {previous}")
+                    if block.bits > num_bits:
+                        raise SpecError(f"block {token!r}: bits={block.bits} is more than the {num_bits} "
+                                        f"thermometer bits per feature")
+                    if m > num_features:
+                        raise SpecError(f"block {token!r}: m={m} candidate features is more than the "
+                                        f"{num_features} features")
                 if m is not None and m > shape[0]:
                     raise SpecError(f"block {token!r}: m={m} candidate sources is more than the {shape[0]} "
                                     f"inputs {previous} gives")
@@ -582,7 +604,7 @@ class Spec:
                 shapes[f"layers.{i}.weights"] = (block.width, 1 << block.k)
                 shapes[f"layers.{i}.inputs"] = (block.width, block.k)
             elif isinstance(block, Lut):
-                shapes[f"layers.{i}.selector.logits"] = (block.width * block.k, block.m)
+                shapes[f"layers.{i}.selector.logits"] = (block.width * block.k // (block.bits or 1), block.m)
                 shapes[f"layers.{i}.selector.candidates"] = (block.width * block.k, block.m)
                 shapes[f"layers.{i}.luts.weights"] = (block.width, 1 << block.k)
                 shapes[f"layers.{i}.luts.inputs"] = (block.width, block.k)
@@ -708,7 +730,8 @@ def build(config: dict, encoder):
             layers.append(LutLayer(in_shape[0], block.width, k=block.k, connections=config.get("connections", "random"),
                                    init=options["init"], generator=generator))
         else:
+            feature_bits = None if block.bits is None else (block.bits, spec.thermo.bits)
             layers.append(LearnedLutLayer(in_shape[0], block.width, k=block.k, candidates=block.m,
-                                          init=options["init"], generator=generator))
+                                          init=options["init"], generator=generator, feature_bits=feature_bits))
     return LogicStack(encoder, layers, config["num_classes"], spec.head.tau,
                       feature_dtype=config.get("feature_dtype", "float32"), image_shape=image_shape)
