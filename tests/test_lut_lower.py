@@ -295,6 +295,7 @@ def test_cli_digits_lut_preset_end_to_end(tmp_path):
                                   "--no-progress"])
     assert result.exit_code == 0, result.output
     assert "lut(" in result.output
+    assert "(900 nodes), init" in result.output  # LUT nodes, and no gate parametrization to report
     resumed = runner.invoke(main, ["train", "--dataset", "digits", "--steps", "5", "--out", str(out), "--resume",
                                    "--no-progress"])
     assert resumed.exit_code == 0, resumed.output

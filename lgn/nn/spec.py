@@ -466,6 +466,11 @@ class Spec:
         """The blocks between the encoder and the head."""
         return tuple(b for b in self.blocks if not isinstance(b, (Thermo, GroupSumHead)))
 
+    @property
+    def has_gate_logits(self) -> bool:
+        """Whether some block learns two-input gates (the ones ``parametrization`` shapes)."""
+        return any(isinstance(b, (Conv, Dense, Learned)) for b in self.blocks)
+
     def _layer_tokens(self) -> tuple:
         return tuple(t for b, t in zip(self.blocks, self.tokens) if not isinstance(b, (Thermo, GroupSumHead)))
 
