@@ -67,12 +67,13 @@ ARCH_PRESETS["dense"] = PRESETS
 ARCH_PRESETS["lut"] = {
     "digits": dict(arch="thermo(3, uniform) lut(800, k=6, m=16) lut(100, k=6, m=16) groupsum(tau=2.5)",
                    epochs=80, batch_size=64, lr=0.05, lr_schedule="cosine"),
-    # A two-input first layer on 7 uniform thresholds: each node reads two comparators of a
-    # pixel's top 3 bits, so Yosys maps node and comparators into one LUT6 (the encoder is nearly
-    # free); 1000 outputs (100 per class). Figures and the variants tried: README, "LUT-lean presets".
-    "fashion-mnist": dict(arch="thermo(7, uniform) lut(4000, k=2, m=16) lut(2000, k=6, m=16) lut(2000, k=6, m=16) "
+    # 7 uniform thresholds depend on a pixel's top 3 bits only, so a first-layer LUT-6 reading 3
+    # thresholds of each of two learned pixels (bits=3) is one LUT6 with its comparators (the
+    # encoder is nearly free); 1000 outputs (100 per class). Figures and the variants tried:
+    # README, "LUT-lean presets".
+    "fashion-mnist": dict(arch="thermo(7, uniform) lut(3500, k=6, m=16, bits=3) lut(2500, k=6, m=16) "
                                "lut(1000, k=6, m=8) groupsum(tau=8.5)",
-                          epochs=10, batch_size=128, lr=0.03, lr_schedule="cosine", init="residual"),
+                          epochs=20, batch_size=128, lr=0.03, lr_schedule="cosine", init="residual"),
 }
 
 
