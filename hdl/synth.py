@@ -9,8 +9,8 @@ Xilinx maps for area (ABC ``if -a``), iCE40 with ABC's default LUT script (small
 Before the vendor flow, every one-bit table lookup (a LUT node) becomes a mux tree
 (``templates/hdl_table_lookup.v.j2``): Yosys' generic shift map would first build six 64-bit
 shift stages per LUT-6, and a 6,000-node LUT-6 model then ran past YoWASP's 4 GiB memory
-(4.1 GB peak and a crash; 0.8 GB with the map, and a 7,921-LUT Fashion-MNIST model of an earlier preset maps to
-7,931 LUTs).
+(4.1 GB peak and a crash; 0.8 GB with the map, and a 7,921-LUT Fashion-MNIST model of an
+earlier preset maps to 7,931 LUTs).
 For iCE40, designs that fit the part are placed and routed with nextpnr-ice40 inside a pin
 harness (serial-in shift register feeding the inputs, parallel-load shift register draining the
 outputs) so that any port width fits the package; Fmax is nextpnr's estimate for ``clk``.

@@ -164,7 +164,6 @@ def _train(rank, dataset, data_dir, no_download, mirror, out, resume, progress, 
     import dataclasses
 
     from lgn import data as datasets
-    from lgn.nn.spec import Lut
     from lgn.train import TrainConfig, load_checkpoint, resolve_arch
     from lgn.train import train as run_training
     from lgn.train.checkpoint import check_writable
@@ -206,7 +205,7 @@ def _train(rank, dataset, data_dir, no_download, mirror, out, resume, progress, 
     else:
         spec = resolve_arch(config, data)  # a spec that does not fit the data stops here, before training
         gates = spec.num_gates(data.x_train.shape[1], spec.thermo.bits, data.image_shape)
-        nodes = "nodes" if any(isinstance(b, Lut) for b in spec.blocks) else "gates"
+        nodes = "nodes" if spec.has_luts else "gates"
         gate_logits = f", parametrization {config.parametrization}" if spec.has_gate_logits else ""
         echo(
             f"model: {spec} ({gates:,} {nodes}){gate_logits}, init {config.init}, "

@@ -471,6 +471,11 @@ class Spec:
         """Whether some block learns two-input gates (the ones ``parametrization`` shapes)."""
         return any(isinstance(b, (Conv, Dense, Learned)) for b in self.blocks)
 
+    @property
+    def has_luts(self) -> bool:
+        """Whether some block is a layer of k-input LUT nodes."""
+        return any(isinstance(b, Lut) for b in self.blocks)
+
     def _layer_tokens(self) -> tuple:
         return tuple(t for b, t in zip(self.blocks, self.tokens) if not isinstance(b, (Thermo, GroupSumHead)))
 
